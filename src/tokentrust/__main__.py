@@ -1,0 +1,5 @@
+"""``python -m tokentrust`` runs the CLI."""
+
+from .cli import main
+
+main()

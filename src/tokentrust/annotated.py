@@ -1,0 +1,98 @@
+"""``annotate(trace, estimators)``: run estimators on a trace and keep the result with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from .config import Record
+from .errors import UnknownNameError
+from .estimators.base import Estimator, build_estimator
+from .scores import Level, Scores
+from .stat import Context
+from .trace import Trace
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
+#: Sequence scores shown when the user names none: cheap, white-box, complementary.
+DEFAULT_ESTIMATORS: tuple[str, ...] = (
+    "maximum_sequence_probability",
+    "geometric_mean_token_probability",
+    "minimum_token_probability",
+    "mean_token_entropy",
+    "perplexity",
+)
+
+
+class Annotated(Record):
+    """A trace and the scores computed on it; renders itself in notebooks."""
+
+    trace: Trace
+    scores: list[Scores]
+
+    def __getitem__(self, estimator: str) -> Scores:
+        for s in self.scores:
+            if s.estimator == estimator:
+                return s
+        names = ", ".join(s.estimator for s in self.scores)
+        raise UnknownNameError(f"no scores for {estimator!r} in this result; present: {names}")
+
+    @property
+    def sequence_scores(self) -> list[Scores]:
+        return [s for s in self.scores if s.level is Level.SEQUENCE]
+
+    def _repr_html_(self) -> str:
+        from .render.html import render_html
+
+        return render_html(self)
+
+    def __rich__(self) -> object:
+        from .render.terminal import render_rich
+
+        return render_rich(self)
+
+
+def resolve_estimators(specs: Iterable[str | Estimator] | None) -> list[Estimator]:
+    """Estimators from spec strings (``name:key=value``) or instances; ``None`` = the defaults."""
+    chosen = DEFAULT_ESTIMATORS if specs is None else specs
+    out: list[Estimator] = []
+    for spec in chosen:
+        est = build_estimator(spec)
+        if est not in out:
+            out.append(est)
+    return out
+
+
+def annotate(
+    trace: Trace,
+    estimators: Sequence[str | Estimator] | None = None,
+    *,
+    backend: Backend | None = None,
+    seed: int = 0,
+    with_token_forms: bool = True,
+) -> Annotated:
+    """Score ``trace`` with ``estimators`` (default :data:`DEFAULT_ESTIMATORS`).
+
+    ``with_token_forms`` adds the token-level form of every sequence estimator that has one, so the
+    text can be coloured by any chosen score. A ``backend`` is needed only for estimators that call the
+    model again (PMI's prompt-free pass, sampling).
+    """
+    from .backends.base import check_compatible
+
+    chosen = resolve_estimators(estimators)
+    if with_token_forms:
+        for est in list(chosen):
+            form = est.token_form
+            if form is not None and not any(type(e) is form for e in chosen):
+                chosen.append(form(**_shared_params(est, form)))
+    check_compatible(chosen, backend, trace)
+    ctx = Context(trace, backend, seed=seed)
+    return Annotated(trace=trace, scores=[ctx.get(est) for est in chosen])
+
+
+def _shared_params(est: Estimator, form: type[Estimator]) -> dict[str, object]:
+    from dataclasses import fields
+
+    names = {f.name for f in fields(form)}
+    return {f.name: getattr(est, f.name) for f in fields(est) if f.name in names}

@@ -1,0 +1,1 @@
+"""Benchmarks: datasets with gold answers, answer quality, and (later) the runner."""

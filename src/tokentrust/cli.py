@@ -1,0 +1,175 @@
+"""The ``tokentrust`` command line. User errors print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated as Arg
+
+import typer
+from rich.console import Console
+
+from .errors import TokentrustError
+
+app = typer.Typer(
+    help="How far to trust each token and answer a language model writes.\n\n"
+    "Runs the embedded SmolLM2-135M-Instruct unless --model names another model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ModelOpt = Arg[
+    str | None,
+    typer.Option("--model", "-m", help="Local model folder or hub id (transformers). Default: embedded SmolLM2."),
+]
+EstimatorOpt = Arg[
+    list[str] | None,
+    typer.Option(
+        "--estimator", "-e",
+        help="Score to compute, repeatable, with parameters as name:key=value "
+        "(e.g. -e msp -e logprob_quantile:alpha=0.05). See `tokentrust estimators`.",
+    ),
+]
+JsonOpt = Arg[bool, typer.Option("--json", help="Print the trace and scores as JSON (schema in the README).")]
+TopKOpt = Arg[int, typer.Option("--top-k", help="Alternatives recorded per token.", min=0)]
+RawOpt = Arg[bool, typer.Option("--raw", help="Send the prompt as plain text, without the chat template.")]
+ColourOpt = Arg[
+    str | None,
+    typer.Option("--colour-by", help="Token-level score that colours the text (default: token_probability)."),
+]
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _show(result: object, as_json: bool, colour_by: str | None) -> None:
+    from .annotated import Annotated
+    from .estimators.base import build_estimator
+    from .render.terminal import render_rich
+
+    assert isinstance(result, Annotated)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    colour = result[build_estimator(colour_by).id] if colour_by else None
+    Console().print(render_rich(result, colour_by=colour))
+
+
+def _estimators_with_colour(estimators: list[str] | None, colour_by: str | None) -> list[str] | None:
+    if colour_by is None:
+        return estimators
+    from .annotated import DEFAULT_ESTIMATORS
+
+    return [*(estimators or DEFAULT_ESTIMATORS), colour_by]
+
+
+@app.command()
+def ask(
+    prompt: Arg[str, typer.Argument(help="The question to ask the model.")],
+    model: ModelOpt = None,
+    estimator: EstimatorOpt = None,
+    max_new_tokens: Arg[int, typer.Option("--max-new-tokens", "-n", help="Longest answer, in tokens.")] = 64,
+    temperature: Arg[float, typer.Option(help="0 = greedy; > 0 samples (scores still use the raw distribution).")] = 0.0,
+    top_p: Arg[float, typer.Option("--top-p", help="Nucleus sampling mass, in (0, 1].")] = 1.0,
+    seed: Arg[int, typer.Option(help="Random seed for sampling.")] = 0,
+    top_k: TopKOpt = 10,
+    raw: RawOpt = False,
+    colour_by: ColourOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ask the model a question; show every token coloured by confidence, with alternatives and scores.
+
+    Example: tokentrust ask "What is the capital of Australia?" -e msp -e mean_token_entropy
+    """
+    from . import annotate, load
+    from .annotated import resolve_estimators
+    from .backends.base import check_compatible
+    from .config import GenerationConfig
+
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, chat=not raw
+    )
+    specs = _estimators_with_colour(estimator, colour_by)
+    chosen = resolve_estimators(specs)
+    backend = load(model)
+    check_compatible(chosen, backend)
+    trace = backend.generate(prompt, config)
+    _show(annotate(trace, chosen, backend=backend), json, colour_by)
+
+
+@app.command()
+def score(
+    prompt: Arg[str, typer.Option("--prompt", "-p", help="The question the answer replies to.")],
+    answer: Arg[str, typer.Option("--answer", "-a", help="The answer to score (teacher-forced).")],
+    model: ModelOpt = None,
+    estimator: EstimatorOpt = None,
+    top_k: TopKOpt = 10,
+    raw: RawOpt = False,
+    colour_by: ColourOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Score an answer you already have: how sure would the model have been of each of its tokens?
+
+    Example: tokentrust score --prompt "What is the capital of Australia?" --answer "Sydney."
+    """
+    from . import annotate, load
+    from .annotated import resolve_estimators
+    from .backends.base import check_compatible
+
+    chosen = resolve_estimators(_estimators_with_colour(estimator, colour_by))
+    backend = load(model)
+    check_compatible(chosen, backend)
+    trace = backend.score(prompt, answer, chat=not raw, top_k=top_k)
+    _show(annotate(trace, chosen, backend=backend), json, colour_by)
+
+
+@app.command("estimators")
+def list_estimators(json: JsonOpt = False) -> None:
+    """List every estimator: id, level, what it needs, and what it measures."""
+    import json as _json
+    from dataclasses import fields
+
+    from .registry import estimators as registry
+
+    rows = []
+    for name, cls in registry.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        params = {f.name: f.default for f in fields(cls)}
+        aliases = [a for a, target in registry.aliases().items() if target == name]
+        rows.append(
+            {"id": name, "aliases": aliases, "level": cls.level.value, "requires": sorted(c.value for c in cls.requires),
+             "parameters": params, "description": doc}
+        )
+    if json:
+        sys.stdout.write(_json.dumps(rows, indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("id", "level", "needs", "parameters", "description", show_lines=False)
+    for r in rows:
+        name = r["id"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items())
+        table.add_row(name, r["level"], ", ".join(r["requires"]), params, r["description"])
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point: run the app; turn tokentrust's user errors into one clear line and exit code 2."""
+    _quiet_libraries()
+    try:
+        app()
+    except TokentrustError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Small value objects: generation settings recorded in every trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .errors import UserInputError
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "value"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where not in msg else msg)
+    return "; ".join(parts)
+
+
+class Record(BaseModel):
+    """Immutable pydantic record; constructor errors surface as :class:`UserInputError`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UserInputError(f"invalid {type(self).__name__}: {_validation_message(exc)}") from None
+
+
+class GenerationConfig(Record):
+    """How an answer was produced. Recorded in the trace so a score can be traced to its settings.
+
+    ``temperature == 0`` (or ``do_sample=False``) means greedy decoding. Scores are always taken from the
+    raw distribution, before temperature / top-p warping, whatever these settings are.
+    """
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 10  # alternatives recorded per step, not a sampling filter
+    seed: int | None = None
+    chat: bool = True  # apply the tokenizer's chat template when it has one
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _positive_tokens(cls, v: int) -> int:
+        if v <= 0:
+            raise UserInputError(f"max_new_tokens must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        if not v >= 0:
+            raise UserInputError(f"temperature must be ≥ 0 (0 = greedy), got {v}")
+        return v
+
+    @field_validator("top_p")
+    @classmethod
+    def _top_p(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise UserInputError(f"top_p must be in (0, 1], got {v}")
+        return v
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, v: int) -> int:
+        if not 0 <= v <= 1000:
+            raise UserInputError(f"top_k (alternatives per token) must be in [0, 1000], got {v}")
+        return v
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0

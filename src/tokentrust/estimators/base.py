@@ -1,0 +1,101 @@
+"""Estimator: a Stat that returns Scores, with a level, required capabilities and a canonical id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..backends.base import Capability
+from ..errors import UserInputError
+from ..registry import estimators, parse_spec
+from ..scores import Level, Scores
+from ..stat import Context, Stat
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimator(Stat[Scores]):
+    """Base class. Subclasses set ``level`` and ``requires`` and implement ``compute(ctx) -> Scores``.
+
+    ``token_form`` names the token-level estimator a sequence score aggregates, when there is one.
+    """
+
+    level: ClassVar[Level]
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGPROBS})
+    token_form: ClassVar[type[Estimator] | None] = None
+    is_probability: ClassVar[bool] = False
+    registry_id: ClassVar[str]
+
+    @property
+    def id(self) -> str:
+        """Canonical id: the registry id plus every non-default parameter, e.g. ``logprob_quantile(alpha=0.1)``."""
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) != f.default
+        ]
+        return f"{self.registry_id}({', '.join(changed)})" if changed else self.registry_id
+
+    def _scores(self, ctx: Context, values: Any, raw: Any, spans: list[list[int]] | None = None) -> Scores:
+        values = np.atleast_1d(np.asarray(values, dtype=float))
+        raw = np.atleast_1d(np.asarray(raw, dtype=float))
+        n = len(ctx.trace)
+        if spans is None:
+            spans = [list(range(n))] if self.level is Level.SEQUENCE else [[i] for i in range(n)]
+        return Scores(
+            estimator=self.id,
+            level=self.level,
+            spans=spans,
+            values=values.tolist(),
+            raw=raw.tolist(),
+            is_probability=self.is_probability,
+        )
+
+
+@dataclass(frozen=True)
+class TokenArrays:
+    """The trace's columns as read-only float arrays (NaN where the trace lacks a column)."""
+
+    logprobs: np.ndarray
+    entropy: np.ndarray
+    max_prob: np.ndarray
+    margin: np.ndarray
+    kurtosis: np.ndarray
+    special: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenColumns(Stat[TokenArrays]):
+    """Numpy view of a trace's per-token columns, shared by every white-box estimator."""
+
+    def compute(self, ctx: Context) -> TokenArrays:
+        t = ctx.trace
+        n = len(t)
+
+        def col(values: list[float] | None) -> np.ndarray:
+            return np.asarray(values, dtype=float) if values is not None else np.full(n, np.nan)
+
+        return TokenArrays(
+            logprobs=col(t.logprobs),
+            entropy=col(t.entropy),
+            max_prob=col(t.max_prob),
+            margin=col(t.margin),
+            kurtosis=col(t.kurtosis),
+            special=np.asarray(t.special, dtype=bool),
+        )
+
+
+def build_estimator(spec: str | Estimator) -> Estimator:
+    """An estimator from a spec string ``name:key=value,...`` (or pass an instance through)."""
+    if isinstance(spec, Estimator):
+        return spec
+    name, kwargs = parse_spec(spec)
+    cls = estimators.get(name)
+    valid = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        params = ", ".join(sorted(valid)) or "none"
+        raise UserInputError(f"estimator {cls.registry_id!r} has no parameter {', '.join(unknown)}; valid: {params}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"bad parameters for estimator {cls.registry_id!r}: {exc}") from exc

@@ -1,0 +1,55 @@
+"""Scores: estimator output aligned to spans of trace tokens, at token, claim or sequence level."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+from pydantic import model_validator
+
+from .config import Record
+
+
+class Level(str, Enum):
+    """Granularity of a score: one per token, per claim (a set of tokens) or per answer."""
+
+    TOKEN = "token"
+    CLAIM = "claim"
+    SEQUENCE = "sequence"
+
+
+class Scores(Record):
+    """One estimator's scores over a trace.
+
+    ``values`` are oriented *higher = more trustworthy*; ``raw`` keeps the method's natural quantity
+    (an entropy in nats, LM-Polygraph's uncertainty, …) as its docstring states. ``spans[i]`` lists
+    the token indices that ``values[i]`` covers: one index per token score, all indices for a sequence.
+    """
+
+    estimator: str
+    level: Level
+    spans: list[list[int]]
+    values: list[float]
+    raw: list[float]
+    is_probability: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Scores:
+        if not len(self.spans) == len(self.values) == len(self.raw):
+            raise ValueError(
+                f"spans ({len(self.spans)}), values ({len(self.values)}) and raw ({len(self.raw)}) differ in length"
+            )
+        if self.level is Level.SEQUENCE and len(self.values) != 1:
+            raise ValueError(f"a sequence-level score has exactly one value, got {len(self.values)}")
+        if self.is_probability:
+            bad = [v for v in self.values if not (math.isnan(v) or 0.0 <= v <= 1.0)]
+            if bad:
+                raise ValueError(f"is_probability=True but values {bad[:3]} lie outside [0, 1]")
+        return self
+
+    @property
+    def value(self) -> float:
+        """The single value of a sequence-level score."""
+        if self.level is not Level.SEQUENCE:
+            raise AttributeError(f"{self.estimator} is {self.level.value}-level; use .values")
+        return self.values[0]

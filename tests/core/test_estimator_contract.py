@@ -1,0 +1,74 @@
+"""Contract suite over every registered estimator: shapes, alignment, orientation, JSON, determinism."""
+
+import numpy as np
+import pytest
+
+import tokentrust as tt
+from tokentrust import Scores, annotate
+from tokentrust.registry import estimators
+
+from _traces import make_trace
+
+ALL = estimators.names()
+N = 5
+PEAKED = make_trace([-0.01] * N, [0.05] * N, kurtosis=[40000.0] * N, margin=[0.98] * N)
+FLAT = make_trace([-2.5] * N, [4.0] * N, kurtosis=[5.0] * N, margin=[0.01] * N)
+
+
+class _PeakedBackend:
+    """Prompt-free log-probs for PMI: the answer is unlikely without the prompt in both traces."""
+
+    model_id = "contract"
+    capabilities = frozenset(tt.Capability)
+
+    def token_logprobs(self, ids):
+        return [-0.5] * (len(ids) - 1)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_shape_alignment_and_json(name):
+    est = tt.build_estimator(name)
+    s = tt.Context(PEAKED, _PeakedBackend()).get(est)
+    assert s.estimator == est.id == name
+    assert s.level is est.level
+    if s.level is tt.Level.TOKEN:
+        assert s.spans == [[i] for i in range(N)]
+    else:
+        assert s.spans == [list(range(N))] and len(s.values) == 1
+    assert len(s.values) == len(s.raw)
+    assert np.all(np.isfinite(s.values))
+    assert Scores.model_validate_json(s.model_dump_json()) == s
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_orientation_peaked_beats_flat(name):
+    est = tt.build_estimator(name)
+    peaked = np.mean(tt.Context(PEAKED, _PeakedBackend()).get(est).values)
+    flat = np.mean(tt.Context(FLAT, _PeakedBackend()).get(est).values)
+    assert peaked > flat, f"{name}: peaked {peaked} ≤ flat {flat}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_deterministic(name):
+    est = tt.build_estimator(name)
+    a = tt.Context(PEAKED, _PeakedBackend()).get(est)
+    b = tt.Context(PEAKED, _PeakedBackend()).get(est)
+    assert a == b
+
+
+def test_sequence_estimators_name_an_existing_token_form():
+    for name, cls in estimators.items():
+        if cls.token_form is not None:
+            assert cls.level is tt.Level.SEQUENCE
+            assert cls.token_form.registry_id in estimators
+
+
+def test_annotated_json_round_trip(capital_trace):
+    result = annotate(capital_trace)
+    again = tt.Annotated.model_validate_json(result.model_dump_json())
+    assert again == result
+
+
+def test_every_estimator_on_a_real_trace(backend, capital_trace):
+    result = annotate(capital_trace, ALL, backend=backend)
+    assert {s.estimator for s in result.scores} == set(ALL)
