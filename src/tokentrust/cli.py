@@ -158,6 +158,20 @@ def list_estimators(json: JsonOpt = False) -> None:
     Console().print(table)
 
 
+# Commands that live in their own modules; each module defines ``register(app: typer.Typer) -> None``.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: run the app; turn tokentrust's user errors into one clear line and exit code 2."""
     _quiet_libraries()
