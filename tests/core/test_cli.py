@@ -15,7 +15,7 @@ Q = "What is the capital of Australia?"
 def run(*args, check=True):
     env = {**os.environ, "COLUMNS": "120"}
     proc = subprocess.run(
-        [sys.executable, "-m", "tokentrust", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "tokentrust", *args], capture_output=True, text=True, env=env, timeout=300, check=False
     )
     if check:
         assert proc.returncode == 0, proc.stderr

@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from _traces import make_trace
 
 import tokentrust as tt
 from tokentrust import CapabilityError, Context, UnknownNameError, UserInputError, annotate, build_estimator
-
-from _traces import make_trace
 
 LP = [-0.1, -2.0, -0.5, -0.05]
 H = [0.3, 1.7, 0.9, 0.1]

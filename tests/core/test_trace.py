@@ -1,10 +1,9 @@
 import json
 
 import pytest
+from _traces import make_trace
 
 from tokentrust import Trace, UserInputError
-
-from _traces import make_trace
 
 
 def test_json_round_trip_is_exact(capital_trace):

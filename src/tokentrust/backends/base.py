@@ -11,10 +11,7 @@ from ..errors import CapabilityError
 if TYPE_CHECKING:
     from ..config import GenerationConfig
     from ..estimators.base import Estimator
-    from ..trace import Message, Trace
-
-PromptLike = "str | Sequence[Message | dict[str, str]]"
-
+    from ..trace import Trace
 
 class Capability(str, Enum):
     """What a backend can give. Estimators declare the ones they need in ``requires``."""
@@ -42,7 +39,8 @@ class Backend(Protocol):
     ) -> list[Trace]: ...
 
     def sample(
-        self, prompt: object, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0
+        self, prompt: object, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+        max_new_tokens: int | None = None,
     ) -> list[Trace]: ...
 
     def score(self, prompt: object, answer: str | Sequence[int], *, chat: bool = True) -> Trace: ...

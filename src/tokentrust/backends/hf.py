@@ -11,7 +11,7 @@ pad token (SmolLM2's ``<|im_end|>``) is never dropped or shifted.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -294,3 +294,123 @@ class HFBackend:
             logp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         return logp.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
 
+
+    # ---- streaming ---------------------------------------------------------------------------------
+    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any) -> Iterator[Any]:
+        """Answer one prompt token by token: yield one record (a dict) per generated token, then the Trace.
+
+        Each record has ``index, id, token`` (display text), ``piece`` (text added to the answer),
+        ``offset, special, logprob, top_ids, top_tokens, top_logprobs, entropy, max_prob, margin, rank,
+        kurtosis``, all read from the same raw logits ``generate`` records (a forward hook takes each
+        step's last-position logits; a streamer pairs them with the chosen id), so the numbers equal
+        ``generate``'s. The final Trace is built exactly as ``generate`` builds it. Generation runs in a
+        worker thread; closing the iterator early stops it. One stream per model at a time: the hook
+        sees every forward pass of the model, so callers serialise use of the model (the server does).
+        """
+        import queue
+        import threading
+        from collections import deque
+
+        from transformers.generation import BaseStreamer, StoppingCriteria, StoppingCriteriaList
+
+        cfg = GenerationConfig(**{**(config or GenerationConfig()).model_dump(), **overrides})
+        recorded, prompt_text, prompt_ids = self.render(prompt, chat=cfg.chat)
+        max_new = min(cfg.max_new_tokens, self.context_length - len(prompt_ids))
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        pending: deque[torch.Tensor] = deque()  # raw last-position logits, one per forward pass, in order
+        cancel = threading.Event()
+        state: dict[str, Any] = {"ids": [], "plain": [], "text": "", "prompt_seen": False}
+
+        def capture(_module: Any, _args: Any, output: Any) -> None:
+            pending.append(output.logits[:, -1].to(copy=True, dtype=torch.float32))
+
+        def record(tid: int, logits: torch.Tensor) -> dict[str, Any]:
+            stats = step_stats(logits, torch.tensor([tid], device=logits.device), cfg.top_k)
+            text, plain = state["text"], state["plain"]
+            special = tid in self.special_ids
+            if special:
+                token, offset, piece = self.tokenizer.convert_ids_to_tokens(tid), (len(text), len(text)), ""
+            else:
+                plain.append(tid)
+                decoded = self.tokenizer.decode(plain, clean_up_tokenization_spaces=False)
+                if decoded.endswith("\ufffd"):  # incomplete multi-byte character, as in _decode
+                    token, offset, piece = self.tokenizer.decode([tid], clean_up_tokenization_spaces=False), (
+                        len(text), len(text)), ""
+                else:
+                    start = len(os.path.commonprefix([text, decoded]))
+                    token, offset = decoded[start:], (start, len(decoded))
+                    piece = decoded[len(text):] if decoded.startswith(text) else decoded[start:]
+                    state["text"] = decoded
+            index = len(state["ids"])
+            state["ids"].append(tid)
+            return {
+                "index": index, "id": tid, "token": token, "piece": piece, "offset": offset, "special": special,
+                "logprob": stats.logprobs[0], "top_ids": stats.top_ids[0],
+                "top_tokens": [self._display(t) for t in stats.top_ids[0]], "top_logprobs": stats.top_logprobs[0],
+                "entropy": stats.entropy[0], "max_prob": stats.max_prob[0], "margin": stats.margin[0],
+                "rank": stats.rank[0], "kurtosis": stats.kurtosis[0],
+            }
+
+        class _Streamer(BaseStreamer):
+            def put(self, value: torch.Tensor) -> None:
+                if not state["prompt_seen"]:  # generate first hands over the prompt
+                    state["prompt_seen"] = True
+                    return
+                logits = pending.popleft()
+                tid = int(value.reshape(-1)[0])
+                if len(state["ids"]) < max_new and (not state["ids"] or state["ids"][-1] not in self_eos):
+                    events.put(("token", record(tid, logits)))
+
+            def end(self) -> None:
+                pass
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        self_eos = self.eos_ids
+        sampling = not cfg.greedy
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new, "do_sample": sampling, "num_return_sequences": 1, "output_logits": True,
+            "return_dict_in_generate": True, "pad_token_id": self.pad_id, "eos_token_id": sorted(self.eos_ids),
+            "top_k": None, "streamer": _Streamer(), "stopping_criteria": StoppingCriteriaList([_Cancel()]),
+        }
+        if sampling:
+            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None)
+
+        def work() -> None:
+            hook = self.model.register_forward_hook(capture)
+            try:
+                if sampling:
+                    torch.manual_seed(cfg.seed or 0)
+                ids = torch.tensor([prompt_ids], device=self.device)
+                with torch.no_grad():
+                    out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+                seq = out.sequences[0, len(prompt_ids):]
+                ids_list = seq.tolist()
+                length = next((i + 1 for i, t in enumerate(ids_list) if t in self.eos_ids), len(ids_list))
+                finish = "stop" if length < len(ids_list) or (ids_list and ids_list[length - 1] in self.eos_ids) \
+                    else "length"
+                logits = torch.stack(out.logits, dim=1)[0, :length]
+                trace = self._trace(recorded, prompt_text, ids_list[:length], logits, seq[:length], cfg, finish)
+                events.put(("trace", trace))
+            except BaseException as exc:  # noqa: BLE001 — handed to the consumer, re-raised there
+                events.put(("error", exc))
+            finally:
+                hook.remove()
+
+        worker = threading.Thread(target=work, name="tokentrust-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = events.get()
+                if kind == "error":
+                    raise item
+                yield item
+                if kind == "trace":
+                    return
+        finally:
+            cancel.set()
+            worker.join()

@@ -41,6 +41,7 @@ class MaximumSequenceProbability(Estimator):
     """``p(y|x) = exp(Σ ℓ_t)`` (Chow-Sum). ``raw`` = ``−Σ ℓ_t``. Penalises long answers."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -55,6 +56,7 @@ class Perplexity(Estimator):
     """Mean token log-prob (Chow-Average). ``raw`` = ``−mean ℓ_t`` = log-perplexity, as LM-Polygraph reports."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
 
     def compute(self, ctx: Context) -> Scores:
@@ -68,6 +70,7 @@ class GeometricMeanTokenProbability(Estimator):
     """``exp(mean ℓ_t)``, the geometric mean of the token probabilities (= ``exp(−log-perplexity)``)."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -82,6 +85,7 @@ class ArithmeticMeanTokenProbability(Estimator):
     """``mean exp(ℓ_t)``, the arithmetic mean of the token probabilities."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -96,6 +100,7 @@ class MinimumTokenProbability(Estimator):
     """The least probable token's probability: one doubtful token makes the answer doubtful."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -110,6 +115,7 @@ class LogprobQuantile(Estimator):
     """Chow-Quantile-α: the α-quantile of the token log-probs (α = 0 is the minimum); length-robust (§2.8)."""
 
     level = Level.SEQUENCE
+    trace_only = True
     token_form = TokenProbability
     alpha: float = 0.1
 
@@ -128,6 +134,7 @@ class MeanTokenEntropy(Estimator):
     """Mean entropy of the raw next-token distributions, in nats. ``values`` = ``−raw``."""
 
     level = Level.SEQUENCE
+    trace_only = True
     requires = _FULL
     token_form = TokenEntropy
 
@@ -142,6 +149,7 @@ class MeanKurtosis(Estimator):
     """Mean excess kurtosis of the step distributions (Park et al.); higher = more peaked."""
 
     level = Level.SEQUENCE
+    trace_only = True
     requires = _FULL
     token_form = TokenKurtosis
 
@@ -156,6 +164,7 @@ class MeanMargin(Estimator):
     """Mean top-1 minus top-2 probability over the answer's steps."""
 
     level = Level.SEQUENCE
+    trace_only = True
     requires = _FULL
     token_form = TokenMargin
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 _STOPS = ((0.0, (215, 48, 39)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80)))  # ColorBrewer RdYlGn ends
 
@@ -12,7 +13,7 @@ def confidence_rgb(p: float) -> tuple[int, int, int]:
     if math.isnan(p):
         return (190, 190, 190)
     p = min(1.0, max(0.0, p))
-    for (x0, c0), (x1, c1) in zip(_STOPS, _STOPS[1:]):
+    for (x0, c0), (x1, c1) in pairwise(_STOPS):
         if p <= x1:
             f = (p - x0) / (x1 - x0)
             return tuple(round(a + f * (b - a)) for a, b in zip(c0, c1))  # type: ignore[return-value]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .colors import confidence_color, text_color
 from ._view import TokenView, token_views
+from .colors import confidence_color, text_color
 
 if TYPE_CHECKING:
     from ..annotated import Annotated

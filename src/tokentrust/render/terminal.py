@@ -8,8 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .colors import confidence_color, text_color
 from ._view import least_confident, token_views
+from .colors import confidence_color, text_color
 
 if TYPE_CHECKING:
     from ..annotated import Annotated

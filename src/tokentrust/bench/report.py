@@ -1,0 +1,229 @@
+"""``report.html``: one self-contained page per run that works offline.
+
+Plotly's JavaScript is copied once into the page from the installed ``plotly`` package (no CDN, no
+network); every figure is a ``<div>`` drawn by it. The page holds: the metrics table, reliability
+diagrams (probability scores only), accuracy–coverage (rejection) curves with oracle and random lines,
+score histograms split by correct / incorrect, and the 20 most confident wrong answers with their
+tokens coloured by probability (the same HTML as notebooks, :mod:`tokentrust.render.html`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserInputError
+
+__all__ = ["render_report", "write_report"]
+
+N_WRONG = 20
+_COLUMNS = (
+    ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("prr", "PRR"), ("auarc", "AUARC"), ("ece", "ECE"),
+    ("brier", "Brier"), ("selective_accuracy@50", "acc@50%"), ("selective_accuracy@80", "acc@80%"),
+    ("selective_accuracy@90", "acc@90%"), ("spearman", "Spearman"),
+)
+_CSS = """
+body{font-family:ui-sans-serif,system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table.tt-metrics{border-collapse:collapse;font:13px ui-monospace,monospace}
+table.tt-metrics td,table.tt-metrics th{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:right}
+table.tt-metrics td:first-child,table.tt-metrics th:first-child{text-align:left}
+.tt-meta{color:#555;font-size:.92em} .tt-best{font-weight:bold}
+.tt-wrong{margin:.8em 0;padding:.5em .8em;border:1px solid #eee;border-radius:6px}
+.tt-wrong .tt-q{font-weight:600} .tt-wrong .tt-ref{color:#2a7a2a;font-size:.9em}
+"""
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    rows = metrics["estimators"]
+    best: dict[str, float] = {}
+    for key, _ in _COLUMNS:
+        vals = [r.get(key) for r in rows.values() if r.get(key) is not None]
+        if vals:
+            best[key] = min(vals) if key in ("ece", "brier") else max(vals)
+    head = "".join(f"<th>{label}</th>" for _, label in _COLUMNS)
+    body = []
+    for eid, r in rows.items():
+        cells = "".join(
+            f'<td class="{"tt-best" if r.get(k) is not None and r.get(k) == best.get(k) else ""}">{_fmt(r.get(k))}</td>'
+            for k, _ in _COLUMNS
+        )
+        body.append(f"<tr><td>{html.escape(eid)}</td>{cells}<td>{r.get('n', '')}</td></tr>")
+    return f'<table class="tt-metrics"><tr><th>estimator</th>{head}<th>n</th></tr>{"".join(body)}</table>'
+
+
+def _figure_html(fig: Any) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+
+
+def _score_arrays(items: list[dict[str, Any]], eid: str) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(r["scores"][eid]["value"], r["correct"]) for r in items if eid in r["scores"]]
+    values = np.array([p[0] for p in pairs], dtype=float)
+    correct = np.array([p[1] for p in pairs], dtype=bool)
+    keep = ~np.isnan(values)
+    return values[keep], correct[keep]
+
+
+def _reliability_figure(items: list[dict[str, Any]], prob_ids: list[str]) -> Any:
+    import plotly.graph_objects as go
+
+    from ..metrics import reliability_diagram
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line={"dash": "dot", "color": "#888"}))
+    for eid in prob_ids:
+        v, y = _score_arrays(items, eid)
+        if v.size == 0:
+            continue
+        d = reliability_diagram(y, v, n_bins=10)
+        full = d.counts > 0
+        fig.add_trace(go.Scatter(
+            x=d.mean_confidence[full], y=d.accuracy[full], mode="lines+markers", name=eid,
+            text=[f"n = {c}" for c in d.counts[full]], hovertemplate="conf %{x:.2f}<br>acc %{y:.2f}<br>%{text}",
+        ))
+    fig.update_layout(title="Reliability (10 equal-width bins)", xaxis_title="stated probability",
+                      yaxis_title="observed accuracy", height=450, xaxis_range=[0, 1], yaxis_range=[0, 1])
+    return fig
+
+
+def _rejection_figure(items: list[dict[str, Any]], ids: list[str]) -> Any:
+    import plotly.graph_objects as go
+
+    from ..metrics import rejection_curve
+
+    fig = go.Figure()
+    reference = None
+    for eid in ids:
+        v, y = _score_arrays(items, eid)
+        if v.size == 0:
+            continue
+        c = rejection_curve(y, v)
+        reference = reference or c
+        fig.add_trace(go.Scatter(x=c.coverage, y=c.accuracy, mode="lines", name=eid))
+    if reference is not None:
+        fig.add_trace(go.Scatter(x=reference.coverage, y=reference.oracle, mode="lines", name="oracle",
+                                 line={"dash": "dash", "color": "#444"}))
+        fig.add_trace(go.Scatter(x=reference.coverage, y=reference.random, mode="lines", name="random",
+                                 line={"dash": "dot", "color": "#888"}))
+    fig.update_layout(title="Accuracy of the answers kept, most confident first", xaxis_title="coverage (kept)",
+                      yaxis_title="accuracy", height=450, yaxis_range=[0, 1.02])
+    return fig
+
+
+def _histogram_figure(items: list[dict[str, Any]], ids: list[str]) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    cols = 3
+    rows = max(1, math.ceil(len(ids) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=ids, vertical_spacing=0.5 / rows)
+    for k, eid in enumerate(ids):
+        v, y = _score_arrays(items, eid)
+        r, c = k // cols + 1, k % cols + 1
+        for mask, name, colour in ((y, "correct", "#1a9850"), (~y, "incorrect", "#d73027")):
+            fig.add_trace(
+                go.Histogram(x=v[mask], name=name, marker_color=colour, opacity=0.6, nbinsx=20,
+                             legendgroup=name, showlegend=k == 0),
+                row=r, col=c,
+            )
+    fig.update_layout(barmode="overlay", height=280 * rows, title="Scores of correct and incorrect answers")
+    return fig
+
+
+def _confident_wrong(items: list[dict[str, Any]], eid: str | None) -> str:
+    from ..render.html import render_trace_html
+    from ..trace import Trace
+
+    if eid is None:
+        return "<p>No scores.</p>"
+    wrong = [r for r in items if not r["correct"] and eid in r["scores"] and not math.isnan(r["scores"][eid]["value"])]
+    wrong.sort(key=lambda r: r["scores"][eid]["value"], reverse=True)
+    if not wrong:
+        return "<p>No wrong answers.</p>"
+    blocks = []
+    for r in wrong[:N_WRONG]:
+        prompt = r["prompt"] if isinstance(r["prompt"], str) else " / ".join(m["content"] for m in r["prompt"])
+        answer = render_trace_html(Trace.model_validate(r["trace"])) if r.get("trace") else html.escape(r["answer"])
+        blocks.append(
+            f'<div class="tt-wrong"><div class="tt-q">{html.escape(prompt)} '
+            f'<span class="tt-meta">({html.escape(r["id"])}, {eid} = {r["scores"][eid]["value"]:.3f})</span></div>'
+            f'{answer}<div class="tt-ref">reference: {html.escape(" | ".join(r["references"]))}</div></div>'
+        )
+    return "".join(blocks)
+
+
+def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    """The whole page as one HTML string (plotly.js inlined)."""
+    from plotly.offline import get_plotlyjs
+
+    ids = list(metrics["estimators"])
+    probs = {k for r in items for k, s in r["scores"].items() if s.get("is_probability")}
+    prob_ids = [e for e in ids if e in probs]
+    ds = metrics["dataset"]
+    primary = next((e for e in ids if e == "maximum_sequence_probability"), ids[0] if ids else None)
+    status = "" if metrics.get("complete") else f" (unfinished: {metrics['n_items']} items so far)"
+    failures = metrics.get("failures") or []
+    failure_html = ""
+    if failures:
+        rows = "".join(
+            f"<tr><td>{html.escape(f['estimator'])}</td><td>{html.escape(f['item'])}</td>"
+            f"<td>{html.escape(f['message'])}</td></tr>" for f in failures[:200]
+        )
+        failure_html = (f"<h2>Failures ({len(failures)})</h2><table class='tt-metrics'>"
+                        f"<tr><th>estimator</th><th>item</th><th>message</th></tr>{rows}</table>")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>tokentrust · {html.escape(str(ds.get('name')))} · {html.escape(str(metrics['model']))}</title>",
+        f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>{html.escape(str(ds.get('name')))} · {html.escape(str(metrics['model']))}{status}</h1>",
+        (f"<p class='tt-meta'>dataset version {html.escape(str(ds.get('version')))} · {metrics['n_items']} items · "
+         f"accuracy {metrics['accuracy']:.3f} (rule: {html.escape(metrics['correctness_rule'])}) · "
+         f"generation {html.escape(json.dumps(metrics['generation']))}</p>"),
+        "<h2>How well each score predicts a correct answer</h2>",
+        ("<p class='tt-meta'>Scores are oriented higher = more trustworthy. ROC-AUC, PR-AUC (correct = positive), "
+         "AUARC and accuracy at 50/80/90 % coverage use the correct/incorrect label; PRR and Spearman the "
+         "continuous quality; ECE (15 bins) and Brier only probability scores. Best in bold.</p>"),
+        _metrics_table(metrics),
+        "<h2>Accuracy–coverage</h2>", _figure_html(_rejection_figure(items, ids)),
+    ]
+    if prob_ids:
+        parts += ["<h2>Reliability</h2>", _figure_html(_reliability_figure(items, prob_ids))]
+    if ids:
+        parts += ["<h2>Score distributions</h2>", _figure_html(_histogram_figure(items, ids))]
+    parts += [
+        f"<h2>The {N_WRONG} most confident wrong answers (by {html.escape(primary or '–')})</h2>",
+        "<p class='tt-meta'>Tokens coloured by probability (red 0 → amber 0.5 → green 1); hover for alternatives.</p>",
+        _confident_wrong(items, primary),
+        failure_html,
+        f"<h2>Spec</h2><pre>{html.escape(json.dumps(metrics['spec'], indent=2))}</pre>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(out: str | Path, *, metrics: dict[str, Any] | None = None, items: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``report.html`` into a run folder (from its saved files unless given) and return its path."""
+    from .runner import METRICS_FILE, REPORT_FILE, load_items
+
+    out = Path(out)
+    if metrics is None:
+        path = out / METRICS_FILE
+        if not path.exists():
+            raise UserInputError(f"{out} has no {METRICS_FILE}; run `tokentrust bench` (or resume it) first")
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    if items is None:
+        items = load_items(out)
+    target = out / REPORT_FILE
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(render_report(metrics, items), encoding="utf-8")
+    tmp.replace(target)
+    return target

@@ -1,0 +1,152 @@
+"""``tokentrust bench``, ``report`` and ``calibrate``: measure which scores predict the model's errors."""
+
+from __future__ import annotations
+
+import json as _json
+import sys
+from pathlib import Path
+from typing import Annotated as Arg
+from typing import Any
+
+import typer
+from rich.console import Console
+
+_TABLE_COLUMNS = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("prr", "PRR"), ("auarc", "AUARC"),
+                  ("ece", "ECE"), ("brier", "Brier"))
+
+
+def _fmt(v: Any) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _print_table(metrics: dict[str, Any], report: Path) -> None:
+    from rich.table import Table
+
+    ds = metrics["dataset"]
+    title = (f"{ds['name']} ({ds.get('version')}) · {metrics['model']} · {metrics['n_items']} items · "
+             f"accuracy {metrics['accuracy']:.3f}")
+    table = Table(title=title)
+    table.add_column("estimator", overflow="fold")
+    for _, label in _TABLE_COLUMNS:
+        table.add_column(label, justify="right")
+    for eid, row in metrics["estimators"].items():
+        table.add_row(eid, *(_fmt(row.get(k)) for k, _ in _TABLE_COLUMNS))
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: do not cut estimator ids at 80 columns
+        console.width = max(console.width, 100)
+    console.print(table)
+    if metrics["failures"]:
+        console.print(f"[yellow]{len(metrics['failures'])} estimator failure(s) recorded in metrics.json[/]")
+    console.print(f"report: {report}", highlight=False, soft_wrap=True)
+
+
+def bench(
+    dataset: Arg[str | None, typer.Option("--dataset", "-d", help="Built-in dataset (capitals, currencies, continents, "
+                                          "country_names_fr/_de/_es, arithmetic) or a .jsonl/.csv file.")] = None,
+    limit: Arg[int | None, typer.Option("--limit", "-l", help="Keep the first N items.")] = None,
+    estimator: Arg[list[str] | None, typer.Option(
+        "--estimator", "-e", help="Answer-level score, repeatable, as name:key=value. Default: every white-box score "
+        "that needs only the trace; `-e all`: every answer-level score the model supports.")] = None,
+    model: Arg[str | None, typer.Option("--model", "-m", help="Local model folder or hub id, or openai:<base_url>#<model> for an OpenAI-compatible server. Default: embedded SmolLM2.")] = None,
+    max_new_tokens: Arg[int | None, typer.Option("--max-new-tokens", "-n", help="Longest answer in tokens [default: 24].")] = None,
+    batch_size: Arg[int | None, typer.Option("--batch-size", "-b", help="Questions per generate call [default: 16].")] = None,
+    concurrency: Arg[int | None, typer.Option(
+        "--concurrency", "-c", min=1, help="Requests in flight to an openai:<base_url>#<model> server [default: 8]; "
+        "also the questions per generate call unless --batch-size is given.")] = None,
+    seed: Arg[int | None, typer.Option(help="Seed for generated datasets and sampling [default: 0].")] = None,
+    out: Arg[str | None, typer.Option("--out", "-o", help="Run folder. Default runs/<dataset>-<model>-<time>; an "
+                                      "existing folder with the same spec is resumed.")] = None,
+    cache: Arg[str | None, typer.Option("--cache", help="Generation cache file [default: ~/.cache/tokentrust/"
+                                        "generations.sqlite].")] = None,
+    spec: Arg[Path | None, typer.Option("--spec", help="TOML run spec; options given here override its values.")] = None,
+    json: Arg[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
+    no_progress: Arg[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Run a benchmark: answer every question, score and judge each answer, measure each score.
+
+    Writes results.parquet, metrics.json and report.html into the run folder. Interrupt it at any time
+    (Ctrl-C) and run the same command again: finished items are kept and nothing is generated twice.
+
+    Example: tokentrust bench --dataset capitals --limit 200
+    """
+    from .bench.runner import run
+    from .bench.spec import RunSpec, load_spec
+    from .errors import UserInputError
+
+    options = {"dataset": dataset, "limit": limit, "estimators": estimator, "model": model,
+               "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache}
+    if spec is not None:
+        run_spec = load_spec(spec, **options)
+    else:
+        if dataset is None:
+            raise UserInputError("give --dataset (e.g. --dataset capitals) or --spec run.toml")
+        run_spec = RunSpec(**{k: v for k, v in options.items() if v is not None})
+    backend = None
+    if concurrency is not None:
+        if not (run_spec.model or "").startswith("openai:"):
+            raise UserInputError("--concurrency applies to openai:<base_url>#<model> servers; "
+                                 "in-process models batch with --batch-size")
+        from .loading import load
+
+        backend = load(run_spec.model, concurrency=concurrency)
+        if batch_size is None:  # give the server enough questions at once to keep `concurrency` requests busy
+            run_spec = run_spec.model_copy(update={"batch_size": max(run_spec.batch_size, concurrency)})
+    result = run(run_spec, backend=backend, progress=not no_progress and not json)
+    if json:
+        sys.stdout.write(_json.dumps({**result.metrics, "out": str(result.out), "report": str(result.report_path)},
+                                     indent=2) + "\n")
+        return
+    Console(stderr=True).print(
+        f"{result.n_items} items in {result.seconds:.1f} s: {result.n_resumed} already done, "
+        f"{result.n_cached} answers from the cache, {result.n_generated} generated", highlight=False)
+    _print_table(result.metrics, result.report_path)
+
+
+def report(
+    run_dir: Arg[Path, typer.Argument(help="A run folder written by `tokentrust bench`.")],
+) -> None:
+    """Re-render a run folder's report.html (and metrics) from its saved items; print the path.
+
+    Works on an unfinished run too. Opens nothing.
+    """
+    from .bench.runner import REPORT_FILE, finalize
+
+    finalize(run_dir)
+    sys.stdout.write(f"{run_dir / REPORT_FILE}\n")
+
+
+def calibrate(
+    run_dir: Arg[Path, typer.Argument(help="A run folder written by `tokentrust bench`.")],
+    estimator: Arg[str, typer.Option("--estimator", "-e", help="The score to calibrate (e.g. msp).")],
+    method: Arg[str, typer.Option(help="platt, isotonic, temperature or histogram.")] = "platt",
+    test_size: Arg[float, typer.Option("--test-size", help="Held-out fraction for evaluation, in (0, 1).")] = 0.5,
+    seed: Arg[int, typer.Option(help="Seed of the split.")] = 0,
+    json: Arg[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Fit a calibration map on one split of a run, report ECE and Brier before/after on the other.
+
+    Saves the calibrator as JSON in the run folder. Example: tokentrust calibrate runs/r1 -e msp
+    """
+    from .bench.calibrate import calibrate_run
+
+    result = calibrate_run(run_dir, estimator, method=method, test_size=test_size, seed=seed)
+    if json:
+        sys.stdout.write(_json.dumps(result, indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("held-out split", "ECE", "Brier", title=f"{result['estimator']} · {result['method']} · "
+                  f"fit on {result['n_fit']}, evaluated on {result['n_test']}")
+    table.add_row("before", _fmt(result["before"]["ece"]), _fmt(result["before"]["brier"]))
+    table.add_row("after", _fmt(result["after"]["ece"]), _fmt(result["after"]["brier"]))
+    console = Console()
+    console.print(table)
+    if result["before"]["ece"] is None:
+        console.print(f"({result['estimator']} is not a probability, so it has no ECE/Brier before calibration)")
+    console.print(f"calibrator: {result['path']}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
+    app.command()(report)
+    app.command()(calibrate)

@@ -1,0 +1,89 @@
+"""``tokentrust serve``: the web page and the OpenAI-compatible confidence proxy."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated as Arg
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    model: Arg[str | None, typer.Option("--model", "-m", help="Local model folder or hub id served in process. "
+                                        "Default: embedded SmolLM2.")] = None,
+    upstream: Arg[str | None, typer.Option(help="Base URL of an OpenAI-compatible server that returns logprobs "
+                                           "(e.g. http://127.0.0.1:8080/v1); requests go there instead.")] = None,
+    upstream_model: Arg[str | None, typer.Option("--upstream-model", help="Model name to request upstream "
+                                                 "(default: the first one its /models lists).")] = None,
+    upstream_api_key: Arg[str | None, typer.Option("--upstream-api-key", envvar="TOKENTRUST_UPSTREAM_API_KEY",
+                                                   help="Bearer key for the upstream server.")] = None,
+    host: Arg[str, typer.Option(help="Interface to bind. Only this machine can connect unless you change it.")]
+    = "127.0.0.1",
+    port: Arg[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    api_key: Arg[str | None, typer.Option("--api-key", envvar="TOKENTRUST_API_KEY",
+                                          help="Require 'Authorization: Bearer KEY' on every API route.")] = None,
+    runs: Arg[str, typer.Option(help="Folder of bench runs whose reports the page lists.")] = "runs",
+    max_tokens: Arg[int, typer.Option("--max-tokens", help="Largest max_tokens a request may ask for.", min=1)]
+    = 512,
+    max_body_bytes: Arg[int, typer.Option("--max-body-bytes", help="Largest request body accepted, in bytes.",
+                                          min=1)] = 1_000_000,
+    top_k: Arg[int, typer.Option("--top-k", help="Alternatives recorded per token (upstream: at most 20).",
+                                 min=0, max=20)] = 10,
+    policy_score: Arg[str, typer.Option("--policy-score", help="Sequence-level probability that decides "
+                                        "answer / hedge / abstain.")] = "geometric_mean_token_probability",
+    hedge_below: Arg[float, typer.Option("--hedge-below", help="Hedge (\"I'm not sure, but …\") when the "
+                                         "policy score is below this.", min=0, max=1)] = 0.8,
+    abstain_below: Arg[float, typer.Option("--abstain-below", help="Abstain when the policy score is below "
+                                           "this.", min=0, max=1)] = 0.3,
+) -> None:
+    """Serve the web page and an OpenAI-compatible API that adds confidence to every answer.
+
+    Examples: tokentrust serve  ·  tokentrust serve --upstream http://127.0.0.1:8080/v1 --upstream-model foo
+    """
+    import asyncio
+
+    import uvicorn
+
+    from .errors import UserInputError
+    from .estimators.base import build_estimator
+    from .serve import Limits, Policy, create_app
+
+    if model is not None and upstream is not None:
+        raise UserInputError("give --model (served in process) or --upstream, not both")
+    policy = Policy(score=build_estimator(policy_score).id, hedge_below=hedge_below, abstain_below=abstain_below)
+    limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens,
+                    default_max_tokens=min(128, max_tokens), top_k=top_k)
+    backend = None
+    if upstream is not None:
+        if upstream_model is None:
+            upstream_model = asyncio.run(_first_upstream_model(upstream, upstream_api_key))
+    else:
+        from . import load
+
+        backend = load(model)
+    app = create_app(backend, upstream=upstream, upstream_model=upstream_model, upstream_api_key=upstream_api_key,
+                     api_key=api_key, runs_dir=runs, limits=limits, policy=policy)
+    shown = f"[{host}]" if ":" in host else host
+    sys.stderr.write(f"tokentrust serving {app.state.tt.model_id} on http://{shown}:{port}  "
+                     f"(OpenAI base URL http://{shown}:{port}/v1)\n")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+async def _first_upstream_model(url: str, key: str | None) -> str:
+    from .errors import UserInputError
+    from .serve.upstream import Upstream, UpstreamError
+
+    up = Upstream(url, "", key)
+    try:
+        names = await up.models()
+    except UpstreamError as exc:
+        raise UserInputError(f"{exc}; start it or give --upstream-model") from None
+    finally:
+        await up.aclose()
+    if not names:
+        raise UserInputError(f"upstream server {url} lists no models; give --upstream-model")
+    return names[0]

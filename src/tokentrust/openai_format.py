@@ -1,0 +1,257 @@
+"""OpenAI-format responses (chat and completions JSON) turned into traces.
+
+Used by the OpenAI-compatible backend and by :meth:`Trace.from_openai` for responses a user already has
+(pasted JSON, logs). Such a response gives each chosen token's log-probability and a few alternatives,
+never the full next-token distribution, so the trace is black-box: ``entropy`` and the other
+distribution columns stay ``None``. Token ids are recorded when the server sends them (``"id"`` in an
+entry, or vLLM's ``"token_id:123"`` tokens), else ``-1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import GenerationConfig
+from .errors import UserInputError
+from .trace import Message, Trace
+
+UNKNOWN_ID = -1
+_TOKEN_ID = re.compile(r"^token_id:(-?\d+)$")
+_CONTROL = re.compile(r"^(<\|[^<>\s]*\|>|</?s>|<eos>|<bos>|<end_of_turn>|<start_of_turn>|\[/?INST\])$")
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    """One answer token as a server reports it, whatever the response format."""
+
+    token: str
+    logprob: float
+    token_id: int = UNKNOWN_ID
+    raw_bytes: bytes | None = None
+    top: tuple[tuple[str, float, int], ...] = ()  # (token, logprob, id), most probable first
+
+
+def render_prompt_text(prompt: str | Sequence[Message]) -> str:
+    """The prompt as plain text: the string itself, or one ``role: content`` line per message.
+
+    A server applies its own chat template, which the client cannot see, so this is a readable record,
+    not the exact text the model saw.
+    """
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m.role}: {m.content}" for m in prompt)
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _token_and_id(token: Any, explicit_id: Any) -> tuple[str, int]:
+    text = "" if token is None else str(token)
+    if explicit_id is not None:
+        return text, int(explicit_id)
+    match = _TOKEN_ID.match(text)
+    return (text, int(match.group(1))) if match else (text, UNKNOWN_ID)
+
+
+def _chat_entries(content: Sequence[Mapping[str, Any]]) -> list[TokenEntry]:
+    entries = []
+    for e in content:
+        token, tid = _token_and_id(e.get("token"), e.get("id"))
+        raw = e.get("bytes")
+        top = []
+        for alt in e.get("top_logprobs") or []:
+            alt_token, alt_id = _token_and_id(alt.get("token"), alt.get("id"))
+            top.append((alt_token, _float(alt.get("logprob")), alt_id))
+        top.sort(key=lambda t: -t[1] if not math.isnan(t[1]) else math.inf)
+        entries.append(
+            TokenEntry(token, _float(e.get("logprob")), tid, bytes(raw) if raw is not None else None, tuple(top))
+        )
+    return entries
+
+
+def _completion_entries(logprobs: Mapping[str, Any]) -> list[TokenEntry]:
+    tokens = logprobs.get("tokens") or []
+    chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+    entries = []
+    for token, lp, alts in zip(tokens, chosen, tops, strict=False):
+        text, tid = _token_and_id(token, None)
+        top = []
+        for alt_token, alt_lp in (alts or {}).items():
+            alt_text, alt_id = _token_and_id(alt_token, None)
+            top.append((alt_text, _float(alt_lp), alt_id))
+        top.sort(key=lambda t: -t[1] if not math.isnan(t[1]) else math.inf)
+        entries.append(TokenEntry(text, _float(lp), tid, None, tuple(top)))
+    return entries
+
+
+def choice_entries(choice: Mapping[str, Any]) -> list[TokenEntry] | None:
+    """The token entries of one choice (chat or completions format), or ``None`` when it has no log-probs."""
+    logprobs = choice.get("logprobs")
+    if not logprobs:
+        return None
+    if isinstance(logprobs, Mapping) and "content" in logprobs:
+        content = logprobs.get("content")
+        return _chat_entries(content) if content is not None else None
+    if isinstance(logprobs, Mapping) and "tokens" in logprobs:
+        return _completion_entries(logprobs)
+    raise UserInputError(
+        f"unrecognised 'logprobs' object with keys {sorted(logprobs) if isinstance(logprobs, Mapping) else logprobs!r};"
+        " expected chat ('content') or completions ('tokens', 'token_logprobs') format"
+    )
+
+
+def choice_text(choice: Mapping[str, Any]) -> str:
+    """The answer text of a chat choice (``message.content``) or a completions choice (``text``)."""
+    if "message" in choice:
+        return (choice.get("message") or {}).get("content") or ""
+    if "text" in choice:
+        return choice.get("text") or ""
+    raise UserInputError(f"a choice needs 'message' (chat) or 'text' (completions); got keys {sorted(choice)}")
+
+
+def spans(text: str, entries: Sequence[TokenEntry]) -> tuple[list[tuple[int, int]], list[bool]]:
+    """Character spans of the tokens in ``text`` and the special-token mask.
+
+    Tokens are matched left to right. When the server sends each token's bytes, pieces of a multi-byte
+    character are joined: the piece that completes it gets the span, earlier pieces an empty one. A control
+    token (``<|im_end|>``, ``</s>``…) absent from the text is special with an empty span; any other piece not
+    found in the text gets an empty span at the current position.
+    """
+    offsets: list[tuple[int, int]] = []
+    special: list[bool] = []
+    pos = 0
+    pending = b""
+    for e in entries:
+        piece = e.token
+        if e.raw_bytes is not None:
+            pending += e.raw_bytes
+            try:
+                piece = pending.decode("utf-8")
+                pending = b""
+            except UnicodeDecodeError:
+                offsets.append((pos, pos))
+                special.append(False)
+                continue
+        if piece and text.startswith(piece, pos):
+            offsets.append((pos, pos + len(piece)))
+            pos += len(piece)
+            special.append(False)
+            continue
+        is_control = bool(_CONTROL.match(piece))
+        found = -1 if is_control or not piece else text.find(piece, pos, pos + len(piece) + 8)
+        if found >= 0:
+            offsets.append((found, found + len(piece)))
+            pos = found + len(piece)
+        else:
+            offsets.append((pos, pos))
+        special.append(is_control)
+    return offsets, special
+
+
+def trace_from_choice(
+    choice: Mapping[str, Any], *, prompt: str | Sequence[Message], model_id: str, config: GenerationConfig,
+    text: str | None = None, entries: Sequence[TokenEntry] | None = None, finish_reason: str | None = None,
+    prompt_text: str | None = None,
+) -> Trace:
+    """One choice as a trace. Without log-probs the trace has the text and no token columns."""
+    text = choice_text(choice) if text is None else text
+    if entries is None:
+        entries = choice_entries(choice) or []
+    offsets, special = spans(text, entries)
+    recorded: str | list[Message] = prompt if isinstance(prompt, str) else list(prompt)
+    finish = finish_reason or choice.get("finish_reason")
+    top_k = max((len(e.top) for e in entries), default=0)
+    return Trace(
+        model_id=model_id,
+        prompt=recorded,
+        prompt_text=render_prompt_text(recorded) if prompt_text is None else prompt_text,
+        text=text,
+        token_ids=[e.token_id for e in entries],
+        tokens=[e.token for e in entries],
+        offsets=offsets,
+        logprobs=[e.logprob for e in entries],
+        special=special,
+        top_k=top_k,
+        top_ids=[[t[2] for t in e.top] for e in entries],
+        top_tokens=[[t[0] for t in e.top] for e in entries],
+        top_logprobs=[[t[1] for t in e.top] for e in entries],
+        config=config,
+        finish_reason="length" if finish == "length" else "forced" if finish == "forced" else "stop",
+    )
+
+
+def _request_prompt(request: Mapping[str, Any]) -> str | list[Message]:
+    if "messages" in request:
+        return [Message(role=str(m["role"]), content=_content_text(m.get("content"))) for m in request["messages"]]
+    prompt = request.get("prompt", "")
+    if isinstance(prompt, list):
+        if len(prompt) == 1 and isinstance(prompt[0], str):
+            return prompt[0]
+        raise UserInputError("the request's prompt is a list of several prompts or of token ids; pass prompt= instead")
+    return str(prompt)
+
+
+def _content_text(content: Any) -> str:
+    """Message content as text (OpenAI allows a list of ``{"type": "text", "text": ...}`` parts)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return "" if content is None else str(content)
+
+
+def _request_config(request: Mapping[str, Any], top_k: int) -> GenerationConfig:
+    fields: dict[str, Any] = {"chat": "messages" in request, "top_k": min(top_k, 1000)}
+    max_tokens = request.get("max_completion_tokens", request.get("max_tokens"))
+    if max_tokens:
+        fields["max_new_tokens"] = int(max_tokens)
+    for key in ("temperature", "top_p", "seed"):
+        if request.get(key) is not None:
+            fields[key] = request[key]
+    return GenerationConfig(**fields)
+
+
+def traces_from_openai(
+    response: Mapping[str, Any] | str | bytes, *, request: Mapping[str, Any] | None = None,
+    prompt: str | Sequence[Message | Mapping[str, str]] | None = None, model_id: str | None = None,
+) -> list[Trace]:
+    """Every choice of a chat or completions response (a dict or its JSON text) as a trace.
+
+    ``request`` (the JSON that was sent) supplies the prompt and the generation settings; ``prompt``
+    overrides the prompt. Without either the prompt is recorded as ``""``.
+    """
+    if isinstance(response, str | bytes):
+        try:
+            response = json.loads(response)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"the response is not valid JSON: {exc}") from None
+    if not isinstance(response, Mapping) or not isinstance(response.get("choices"), list):
+        keys = sorted(response) if isinstance(response, Mapping) else type(response).__name__
+        raise UserInputError(f"an OpenAI response needs a 'choices' list; got {keys}")
+    if prompt is not None:
+        recorded: str | list[Message] = prompt if isinstance(prompt, str) else [
+            m if isinstance(m, Message) else Message(**dict(m)) for m in prompt
+        ]
+    elif request is not None:
+        recorded = _request_prompt(request)
+    else:
+        recorded = ""
+    traces = []
+    for choice in sorted(response["choices"], key=lambda c: c.get("index", 0)):
+        entries = choice_entries(choice) or []
+        top_k = max((len(e.top) for e in entries), default=0)
+        config = _request_config(request, top_k) if request is not None else GenerationConfig(
+            top_k=min(top_k, 1000), chat="message" in choice
+        )
+        traces.append(
+            trace_from_choice(
+                choice, prompt=recorded, model_id=model_id or str(response.get("model") or "unknown"),
+                config=config, entries=entries,
+            )
+        )
+    return traces

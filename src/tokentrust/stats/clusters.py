@@ -1,0 +1,73 @@
+"""Semantic clusters of answers (METHODS.md §3.1 step 1): greedy, order-dependent, first member as representative.
+
+Equivalence of two answers:
+
+* NLI similarities: ``rule="strict"`` — both directions' argmax is *entail* (Kuhn et al.'s paper definition,
+  Farquhar et al.'s default); ``rule="lenient"`` — neither direction's argmax is *contradict*
+  (non-contradiction, Kuhn et al.'s code and Lin et al.).
+* embedding / lexical / judge: similarity ≥ ``threshold`` (defaults: embedding 0.8, lexical 0.5, judge 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ..errors import UserInputError
+from ..stat import Context, Stat
+from .sampling import AnswerTexts
+from .similarity import NliProbabilities, SimilarityMatrix, split_spec
+
+DEFAULT_THRESHOLD = {"embedding": 0.8, "lexical": 0.5, "judge": 0.5}
+
+
+def greedy_clusters(m: int, equivalent: Callable[[int, int], bool]) -> np.ndarray:
+    """Cluster id per item: each joins the first cluster whose first member it is equivalent to, else a new one."""
+    heads: list[int] = []
+    ids = np.zeros(m, dtype=int)
+    for i in range(m):
+        for c, head in enumerate(heads):
+            if equivalent(head, i):
+                ids[i] = c
+                break
+        else:
+            ids[i] = len(heads)
+            heads.append(i)
+    return ids
+
+
+def nli_equivalent(p: np.ndarray, rule: str) -> Callable[[int, int], bool]:
+    """Equivalence from directional NLI probabilities ``p[i, j] = (entail, neutral, contradict)``."""
+    arg = p.argmax(axis=-1)
+    if rule == "strict":
+        return lambda i, j: bool(arg[i, j] == 0 and arg[j, i] == 0)
+    return lambda i, j: bool(arg[i, j] != 2 and arg[j, i] != 2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SemanticClusters(Stat[np.ndarray]):
+    """Cluster id of each answer in ``texts`` (ids number clusters in order of first appearance)."""
+
+    texts: AnswerTexts = field(default_factory=AnswerTexts)
+    similarity: str = "embedding"
+    rule: Literal["strict", "lenient"] = "strict"
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("strict", "lenient"):
+            raise UserInputError(f"clustering rule must be 'strict' or 'lenient', got {self.rule!r}")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise UserInputError(f"clustering threshold must lie in [0, 1], got {self.threshold}")
+
+    def compute(self, ctx: Context) -> np.ndarray:
+        kind, _ = split_spec(self.similarity)
+        m = len(ctx.get(self.texts))
+        if kind == "nli":
+            p = ctx.get(NliProbabilities(texts=self.texts, similarity=self.similarity))
+            return greedy_clusters(m, nli_equivalent(p, self.rule))
+        w = ctx.get(SimilarityMatrix(texts=self.texts, similarity=self.similarity))
+        thr = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD[kind]
+        return greedy_clusters(m, lambda i, j: bool(w[i, j] >= thr))

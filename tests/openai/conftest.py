@@ -1,0 +1,219 @@
+"""Real OpenAI-compatible servers on 127.0.0.1 for the backend tests.
+
+* ``llama_server``: ``llama_cpp.server`` serving the embedded model's GGUF (log-probs, echo), a subprocess;
+* ``transformers_server``: ``transformers serve`` on the converted model folder (no log-probs), a subprocess;
+* ``FaultProxy``: a small FastAPI app forwarding to an upstream that fails, garbles or delays on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from typing_extensions import Self
+
+MODEL_NAME = "smollm2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, log: Path, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class LlamaServer:
+    """``python -m llama_cpp.server`` on a fixed port; can be killed and restarted on the same port."""
+
+    log: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def spec(self) -> str:
+        return f"openai:{self.url}#{MODEL_NAME}"
+
+    def start(self) -> LlamaServer:
+        from tokentrust.backends.embedded import gguf_path
+
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", MODEL_NAME,
+               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
+               "--logits_all", "true", "--verbose", "false"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_ready(self.url, self.proc, self.log, timeout=120)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> Iterator[LlamaServer]:
+    pytest.importorskip("llama_cpp.server", reason="run `make test` (it installs llama-cpp-python[server])")
+    server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def transformers_server(tmp_path_factory) -> Iterator[str]:
+    """``transformers serve`` on the converted default model; yields its base URL."""
+    from tokentrust.backends.embedded import convert
+
+    folder = convert(verbose=False)
+    port = free_port()
+    log = tmp_path_factory.mktemp("tserve") / "server.log"
+    exe = Path(sys.executable).with_name("transformers")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+         "--log-level", "warning"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(url, proc, log, timeout=180)
+        yield url
+    finally:
+        stop(proc)
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the next requests (counters count down as faults are served)."""
+
+    fail_status: int = 0
+    fail_count: int = 0
+    retry_after: str | None = None
+    malformed: bool = False
+    delay: float = 0.0
+    strip_logprobs: bool = False
+    requests: int = 0
+
+
+class FaultProxy:
+    """A FastAPI app on a uvicorn thread that forwards POSTs to ``upstream`` and injects :class:`Faults`."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults = Faults()
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models() -> Response:
+            async with httpx.AsyncClient() as client:
+                r = await client.get(f"{self.upstream}/models")
+            return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+        @app.post("/v1/{path:path}")
+        async def forward(path: str, request: Request) -> Response:
+            f = self.faults
+            f.requests += 1
+            if f.fail_count > 0:
+                f.fail_count -= 1
+                headers = {"Retry-After": f.retry_after} if f.retry_after else None
+                return JSONResponse({"error": {"message": "injected fault"}}, status_code=f.fail_status, headers=headers)
+            if f.malformed:
+                return Response('{"choices": [{"text": "Par', media_type="application/json")
+            if f.delay:
+                await asyncio.sleep(f.delay)
+            async with httpx.AsyncClient(timeout=120) as client:
+                r = await client.post(f"{self.upstream}/{path}", content=await request.body(),
+                                      headers={"content-type": "application/json"})
+            if f.strip_logprobs and r.status_code == 200:
+                body = r.json()
+                for choice in body.get("choices", []):
+                    choice.pop("logprobs", None)
+                return JSONResponse(body)
+            return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("fault proxy did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture
+def proxy(llama_server) -> Iterator[FaultProxy]:
+    with FaultProxy(llama_server.url) as p:
+        yield p
+
+
+@pytest.fixture
+def tserve_proxy(transformers_server) -> Iterator[FaultProxy]:
+    """A counting proxy in front of ``transformers serve``."""
+    with FaultProxy(transformers_server) as p:
+        yield p
+
+
+@pytest.fixture
+def spare_llama_server(tmp_path) -> Iterator[LlamaServer]:
+    """A llama.cpp server of the test's own, which the test may kill and restart on the same port."""
+    pytest.importorskip("llama_cpp.server", reason="run `make test` (it installs llama-cpp-python[server])")
+    server = LlamaServer(tmp_path / "server.log").start()
+    yield server
+    server.stop()

@@ -1,0 +1,86 @@
+"""Real servers on 127.0.0.1 for the serve tests: uvicorn in a background thread on a free port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tokentrust.serve import Limits, create_app
+
+API_KEY = "test-key-123"
+
+
+class RunningServer:
+    """A uvicorn server on its own socket and thread; ``url`` is its base (no trailing slash)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> RunningServer:  # noqa: PYI034
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    (root / "2026-11-26-capitals").mkdir()
+    (root / "2026-11-26-capitals" / "report.html").write_text("<html><body><h1>capitals report</h1></body></html>")
+    (root / "2026-11-26-capitals" / "metrics.json").write_text('{"roc_auc": 0.71}')
+    (root / "not-a-run").mkdir()
+    (root / "not-a-run" / "notes.txt").write_text("no report here")
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(backend, runs_dir) -> Iterator[RunningServer]:
+    """The in-process default model, no key, default limits."""
+    with RunningServer(create_app(backend, runs_dir=runs_dir)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def guarded_server(backend, runs_dir) -> Iterator[RunningServer]:
+    """Same model behind an API key, a 4 kB body limit and at most 32 tokens per request."""
+    app = create_app(backend, api_key=API_KEY, runs_dir=runs_dir,
+                     limits=Limits(max_body_bytes=4000, max_tokens=32, default_max_tokens=16))
+    with RunningServer(app) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def upstream_server(server, backend) -> Iterator[RunningServer]:
+    """A second tokentrust server that takes its answers (with logprobs) from ``server``."""
+    app = create_app(upstream=f"{server.url}/v1", upstream_model=backend.model_id)
+    with RunningServer(app) as srv:
+        yield srv

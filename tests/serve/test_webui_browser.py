@@ -1,0 +1,124 @@
+"""The web page in headless Chromium (the Debian package, driven by Playwright): ask, watch tokens stream in
+coloured, hover for alternatives, recolour by another score, score a pasted answer, list past runs.
+
+A screenshot is saved as ``test-artifacts/webui.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tokentrust.render.colors import confidence_rgb
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Records when each coloured token and the action box appear, to prove tokens arrive one by one.
+OBSERVE = """
+window.__tt = {tokens: [], action: null};
+new MutationObserver((muts) => {
+  for (const m of muts) for (const n of m.addedNodes)
+    if (n.classList && n.classList.contains('tt-tok')) window.__tt.tokens.push(performance.now());
+}).observe(document.getElementById('output'), {childList: true});
+new MutationObserver(() => {
+  if (!document.getElementById('action').hidden && window.__tt.action === null) window.__tt.action = performance.now();
+}).observe(document.getElementById('action'), {attributes: true});
+"""
+
+
+def _rgb(css: str) -> tuple[int, int, int]:
+    return tuple(int(x) for x in re.findall(r"\d+", css)[:3])  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian chromium missing: run `make browser`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_ask_streams_coloured_tokens_with_alternatives(browser, server, backend):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    external: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(server.url) else external.append(r.url))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#policy-score option", state="attached")  # /api/info loaded
+    assert backend.model_id in page.inner_text("#model")
+    page.evaluate(OBSERVE)
+    question = "What is the capital of Australia?"
+    page.fill("#question", question)
+    page.fill("#max-tokens", "16")
+    page.click("#go")
+    page.wait_for_selector("#action:not([hidden])", timeout=120_000)
+    times = page.evaluate("window.__tt")
+    reference = backend.generate(question, max_new_tokens=16)
+    visible = [i for i, s in enumerate(reference.special) if not s]
+    spans = page.locator("#output .tt-tok")
+    assert spans.count() == len(visible) >= 3
+    assert page.inner_text("#output") == reference.text
+    # tokens were inserted one at a time, before the scores arrived
+    assert len(times["tokens"]) == len(visible) and times["tokens"][0] < times["action"]
+    # each token is coloured by its probability on the same scale as render/colors.py
+    for k, i in enumerate(visible):
+        p = float(spans.nth(k).get_attribute("data-p"))
+        assert p == pytest.approx(math.exp(reference.logprobs[i]), abs=1e-4)
+        assert _rgb(spans.nth(k).evaluate("e => getComputedStyle(e).backgroundColor")) == confidence_rgb(p)
+    # the action box shows the policy's verdict on the geometric mean
+    gm = math.exp(sum(reference.logprobs) / len(reference))
+    action = "answer" if gm >= 0.8 else "hedge" if gm >= 0.3 else "abstain"
+    assert page.get_attribute("#action", "class") == f"action {action}"
+    if action == "hedge":
+        assert "I'm not sure, but" in page.inner_text("#action")
+    assert page.locator("#scores tbody tr").count() == 5
+    # hover: probability, entropy and the top alternatives
+    spans.nth(1).hover()
+    tip = spans.nth(1).locator(".tt-tip")
+    assert tip.is_visible()
+    text = tip.inner_text()
+    assert "p = " in text and "entropy = " in text
+    assert tip.locator(".alt").count() == reference.top_k
+    assert repr(reference.top_tokens[visible[1]][1]).strip("'") in text or reference.top_tokens[visible[1]][1] in text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webui.png"), full_page=True)
+    # recolour by entropy: the most uncertain visible token turns fully red
+    page.select_option("#colour-by", "token_entropy")
+    worst = max(visible, key=lambda i: reference.entropy[i])
+    red = spans.nth(visible.index(worst)).evaluate("e => getComputedStyle(e).backgroundColor")
+    assert _rgb(red) == confidence_rgb(0.0)
+    assert not errors and not external
+    page.close()
+
+
+def test_score_a_pasted_answer_and_list_runs(browser, server, backend):
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector("#policy-score option", state="attached")
+    page.click("#tab-score")
+    page.fill("#question", "What is the capital of Australia?")
+    page.fill("#answer", "Sydney is the capital of Australia.")
+    page.click("#go")
+    page.wait_for_selector("#action:not([hidden])", timeout=120_000)
+    forced = backend.score("What is the capital of Australia?", "Sydney is the capital of Australia.")
+    probs = [float(x) for x in page.locator("#output .tt-tok").evaluate_all("es => es.map(e => e.dataset.p)")]
+    want = [math.exp(lp) for lp, s in zip(forced.logprobs, forced.special) if not s]
+    assert probs == pytest.approx(want, abs=1e-4)
+    # past bench runs: only folders with a report or metrics, linked and served
+    page.wait_for_selector("#runs a")
+    links = page.locator("#runs a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert links == ["/runs/2026-11-26-capitals/report.html", "/runs/2026-11-26-capitals/metrics.json"]
+    assert "capitals report" in httpx.get(server.url + links[0]).text
+    assert httpx.get(server.url + "/runs/../../etc/passwd").status_code == 404
+    page.close()
