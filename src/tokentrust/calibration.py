@@ -36,6 +36,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from .errors import UserInputError
+from .metrics._base import _as_1d, check_pair
 from .registry import Registry
 
 __all__ = [
@@ -57,36 +58,18 @@ _FORMAT_VERSION = 1
 # --------------------------------------------------------------------------- validation
 
 
-def _scores(values: Any, *, name: str = "scores", finite: bool) -> np.ndarray:
-    """A fresh 1-D float copy; NaN always rejected, ``±inf`` rejected when ``finite``."""
-    try:
-        arr = np.array(values, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise UserInputError(
-            f"{name} must be a 1-D sequence of numbers; got {type(values).__name__}"
-        ) from exc
-    if arr.ndim != 1:
-        raise UserInputError(f"{name} must be 1-D; got shape {arr.shape}")
-    if arr.size == 0:
-        raise UserInputError(f"{name} is empty")
-    bad = np.isnan(arr) | (~np.isfinite(arr) if finite else False)
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise UserInputError(f"{name}[{i}] = {float(arr[i])!r} is not a finite number")
+def _scores(values: Any) -> np.ndarray:
+    """A fresh 1-D float copy of scores to transform; NaN rejected (``±inf`` allowed)."""
+    arr = _as_1d(values, "scores")
+    if np.isnan(arr).any():
+        i = int(np.flatnonzero(np.isnan(arr))[0])
+        raise UserInputError(f"scores[{i}] is NaN; every item needs a score")
     return arr
 
 
 def _fit_inputs(scores: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
-    s = _scores(scores, finite=True)
-    y = _scores(correct, name="correct", finite=True)
-    if s.size != y.size:
-        raise UserInputError(f"scores and correct must have the same length; got {s.size} and {y.size}")
-    bad = (y != 0) & (y != 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise UserInputError(
-            f"correct[{i}] = {float(y[i])!r} is not binary; calibrators need correct in {{0, 1}}"
-        )
+    """Validated copies of (finite scores, binary labels) for fitting."""
+    y, s = check_pair(correct, scores, confidence_name="scores", allow_inf=False)
     return s, y
 
 
@@ -128,7 +111,7 @@ class Calibrator:
     def transform(self, scores: Any) -> np.ndarray:
         """Map scores to probabilities in [0, 1] (NaN scores rejected, ``±inf`` allowed)."""
         self._check_fitted()
-        return self._transform(_scores(scores, finite=False))
+        return self._transform(_scores(scores))
 
     def _transform(self, s: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -11,12 +11,14 @@ Black-box traces leave those columns ``None``; they are never approximated here.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import model_validator
 
 from .config import GenerationConfig, Record
+from .errors import UserInputError
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +31,22 @@ class Message(Record):
 
 
 Prompt = str | list[Message]
+
+
+def as_messages(prompt: Any) -> list[Message] | None:
+    """Validate a prompt: ``None`` for a non-empty string, the messages for a chat prompt."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise UserInputError("prompt is empty; give a question or a list of chat messages")
+        return None
+    if isinstance(prompt, Sequence) and prompt:
+        try:
+            return [m if isinstance(m, Message) else Message(**dict(m)) for m in prompt]
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(
+                f"prompt must be a string or a list of {{'role', 'content'}} messages, got {prompt!r}"
+            ) from exc
+    raise UserInputError(f"prompt must be a non-empty string or list of messages, got {prompt!r}")
 
 
 class Trace(Record):

@@ -18,24 +18,11 @@ import torch
 
 from ..config import GenerationConfig
 from ..errors import ContextLengthError, ModelLoadError, UserInputError
-from ..trace import Message, Trace
+from ..trace import Message, Trace, as_messages
 from ._distribution import step_stats
 from .base import Capability
 
 _CAPABILITIES = frozenset(Capability)
-
-
-def _as_messages(prompt: Any) -> list[Message] | None:
-    if isinstance(prompt, str):
-        return None
-    if isinstance(prompt, Sequence) and prompt:
-        try:
-            return [m if isinstance(m, Message) else Message(**dict(m)) for m in prompt]
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(
-                f"prompt must be a string or a list of {{'role', 'content'}} messages, got {prompt!r}"
-            ) from exc
-    raise UserInputError(f"prompt must be a non-empty string or list of messages, got {prompt!r}")
 
 
 class HFBackend:
@@ -86,9 +73,7 @@ class HFBackend:
     # ---- prompts -----------------------------------------------------------------------------------
     def render(self, prompt: Any, *, chat: bool = True) -> tuple[str | list[Message], str, list[int]]:
         """Return (prompt as recorded, the exact text the model sees, its token ids)."""
-        messages = _as_messages(prompt)
-        if isinstance(prompt, str) and not prompt.strip():
-            raise UserInputError("prompt is empty; give a question or a list of chat messages")
+        messages = as_messages(prompt)
         use_template = chat and getattr(self.tokenizer, "chat_template", None)
         if use_template:
             msgs = messages or [Message(role="user", content=prompt)]
@@ -177,7 +162,7 @@ class HFBackend:
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention[row, width - len(ids) :] = 1
         sampling = not cfg.greedy
-        kwargs: dict[str, Any] = dict(
+        kwargs: dict[str, Any] = dict(  # noqa: C408 (keyword form reads as generate() arguments)
             max_new_tokens=max_new,
             do_sample=sampling,
             num_return_sequences=n,

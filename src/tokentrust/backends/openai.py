@@ -54,7 +54,7 @@ from ..openai_format import (
     spans,
     trace_from_choice,
 )
-from ..trace import Message, Trace
+from ..trace import Message, Trace, as_messages
 from .base import Capability
 
 T = TypeVar("T")
@@ -90,21 +90,6 @@ class ModelSpec:
 
     def __str__(self) -> str:
         return f"{PREFIX}{self.base_url}#{self.model}" if self.model else f"{PREFIX}{self.base_url}"
-
-
-def _as_messages(prompt: Any) -> list[Message] | None:
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise UserInputError("prompt is empty; give a question or a list of chat messages")
-        return None
-    if isinstance(prompt, Sequence) and prompt:
-        try:
-            return [m if isinstance(m, Message) else Message(**dict(m)) for m in prompt]
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(
-                f"prompt must be a string or a list of {{'role', 'content'}} messages, got {prompt!r}"
-            ) from exc
-    raise UserInputError(f"prompt must be a non-empty string or list of messages, got {prompt!r}")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -476,7 +461,7 @@ class OpenAIBackend:
     # ---- requests ------------------------------------------------------------------------------------
     def _payload(self, prompt: Any, cfg: GenerationConfig, *, n: int = 1) -> tuple[str, dict[str, Any], Any]:
         """(endpoint, request JSON, prompt as recorded) for one generation request."""
-        messages = _as_messages(prompt)
+        messages = as_messages(prompt)
         recorded: str | list[Message] = messages if messages is not None else prompt
         payload: dict[str, Any] = {
             "model": self._model, "max_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
@@ -566,7 +551,7 @@ class OpenAIBackend:
         """Answer several prompts concurrently (at most ``concurrency`` requests in flight), in order."""
         cfg = GenerationConfig(**{**(config or GenerationConfig()).model_dump(), **overrides})
         for p in prompts:
-            _as_messages(p)  # fail on a bad prompt before any request
+            as_messages(p)  # fail on a bad prompt before any request
         self.capabilities  # noqa: B018  (probe once, before the concurrent requests)
         return self._run(self.agenerate_many(list(prompts), cfg, on_result))
 
@@ -588,7 +573,7 @@ class OpenAIBackend:
         if max_new_tokens is not None:
             update["max_new_tokens"] = max_new_tokens
         cfg = GenerationConfig(**update)
-        _as_messages(prompt)
+        as_messages(prompt)
         self.capabilities  # noqa: B018
         return self._run(self._sample(prompt, n, cfg))
 
@@ -627,7 +612,7 @@ class OpenAIBackend:
             )
         if not answer.strip():
             raise UserInputError("answer is empty; give the answer text to score")
-        messages = _as_messages(prompt)
+        messages = as_messages(prompt)
         self.capabilities  # noqa: B018  (probe once)
         if not self._echo_ok:
             raise CapabilityError(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.4g}"
+    return "missing" if x != x else f"{x:.4g}"  # NaN: the method gave no value (e.g. no stated confidence)
 
 
 def render_rich(result: Annotated, *, colour_by: Scores | None = None, n_alternatives: int = 3) -> Group:
