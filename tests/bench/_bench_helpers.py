@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
+from _traces import make_trace as _make_trace
 from tokentrust import Trace
 
 
 def make_trace(logprobs, *, text_tokens=None, prompt="q?") -> Trace:
-    """A white-box trace with the given chosen-token log-probs (entropy etc. filled in simply)."""
-    n = len(logprobs)
-    tokens = text_tokens or [f"t{i} " for i in range(n)]
-    offsets, pos = [], 0
-    for tok in tokens:
-        offsets.append((pos, pos + len(tok)))
-        pos += len(tok)
-    return Trace(
-        model_id="hand", prompt=prompt, prompt_text=prompt, text="".join(tokens),
-        token_ids=list(range(10, 10 + n)), tokens=tokens, offsets=offsets, logprobs=list(logprobs),
-        special=[False] * n, top_k=1, top_ids=[[10 + i] for i in range(n)], top_tokens=[[t] for t in tokens],
-        top_logprobs=[[lp] for lp in logprobs], entropy=[-lp for lp in logprobs],
-        max_prob=[math.exp(lp) for lp in logprobs], margin=[0.5] * n, rank=[1] * n, kurtosis=[1.0] * n,
-    )
+    """A white-box trace with the given chosen-token log-probs (entropy = −log-prob, for simplicity)."""
+    return _make_trace(logprobs, [-lp for lp in logprobs], text_tokens=text_tokens, prompt=prompt)
 
 
 class CountingBackend:

@@ -54,7 +54,7 @@ def test_cache_entry_survives_kill_9(tmp_path):
     here = str(Path(__file__).parent)
     script = textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {here!r})
+        sys.path[:0] = [{here!r}, {str(Path(here).parent)!r}]
         from _bench_helpers import make_trace
         from tokentrust import GenerationConfig
         from tokentrust.bench.store import GenerationCache

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
 import pytest
 
+from _servers import closed_port
 from tokentrust.backends.openai import OpenAIBackend, ServerError
 from tokentrust.bench.runner import run
 from tokentrust.bench.spec import RunSpec
@@ -16,14 +16,8 @@ from tokentrust.bench.spec import RunSpec
 QUESTION = "What is the capital of France?"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_down_fails_after_retries():
-    backend = OpenAIBackend(f"http://127.0.0.1:{_closed_port()}/v1", "m", max_retries=2, backoff=0.05)
+    backend = OpenAIBackend(f"http://127.0.0.1:{closed_port()}/v1", "m", max_retries=2, backoff=0.05)
     start = time.perf_counter()
     with pytest.raises(ServerError, match=r"cannot reach http://127\.0\.0\.1:\d+/v1/chat/completions after 3 tries"):
         backend.generate(QUESTION)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import closed_port
+from _servers import closed_port
 
 CLI = [sys.executable, "-m", "tokentrust"]
 

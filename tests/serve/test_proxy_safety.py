@@ -6,10 +6,10 @@ Every error is a 4xx/502 in OpenAI's shape ``{"error": {"message", "type", "para
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 
-import openai
-from conftest import API_KEY, RunningServer, closed_port
+from _servers import API_KEY, RunningServer, closed_port
 from tokentrust.serve import create_app
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}

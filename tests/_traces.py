@@ -7,7 +7,10 @@ import math
 from tokentrust import Trace
 
 
-def make_trace(logprobs, entropy=None, *, special=None, kurtosis=None, margin=None, text_tokens=None) -> Trace:
+def make_trace(
+    logprobs, entropy=None, *, special=None, kurtosis=None, margin=None, text_tokens=None, prompt="q?"
+) -> Trace:
+    """A trace with the given chosen-token log-probs; white-box columns only when ``entropy`` is given."""
     n = len(logprobs)
     tokens = text_tokens or [f"t{i} " for i in range(n)]
     offsets, pos = [], 0
@@ -16,8 +19,8 @@ def make_trace(logprobs, entropy=None, *, special=None, kurtosis=None, margin=No
         pos += len(tok)
     return Trace(
         model_id="hand",
-        prompt="q?",
-        prompt_text="q?",
+        prompt=prompt,
+        prompt_text=prompt,
         text="".join(tokens),
         token_ids=list(range(10, 10 + n)),
         tokens=tokens,
