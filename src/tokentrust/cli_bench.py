@@ -36,7 +36,7 @@ def _print_table(metrics: dict[str, Any], report: Path) -> None:
         console.width = max(console.width, 100)
     console.print(table)
     if metrics["failures"]:
-        console.print(f"[yellow]{len(metrics['failures'])} estimator failure(s) recorded in metrics.json[/]")
+        console.print(f"[yellow]{len(metrics['failures'])} failure(s) recorded in metrics.json (estimator errors, refused generations)[/]")
     console.print(f"report: {report}", highlight=False, soft_wrap=True)
 
 

@@ -168,3 +168,27 @@ def test_metrics_skip_missing_values():
     m = estimator_metrics(y, y.astype(float), v, is_probability=True)
     assert m["n"] == 4 and m["n_missing"] == 1 and m["roc_auc"] == 1.0 and m["ece"] is not None
     assert estimator_metrics(y, y.astype(float), v, is_probability=False)["brier"] is None
+
+
+def test_prompt_too_long_is_a_failure_row_not_a_stopped_run(backend, tmp_path, cache, one_thread):
+    rows = [
+        {"id": "short-1", "question": "What is the capital of France?", "answer": "Paris"},
+        {"id": "too-long", "question": "word " * 9000, "answer": "x"},
+        {"id": "short-2", "question": "What is the capital of Peru?", "answer": "Lima"},
+    ]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counting = CountingBackend(backend)
+    run_spec = RunSpec(dataset=str(data), max_new_tokens=8, batch_size=3, estimators=["msp"],
+                       out=str(tmp_path / "mixed"), cache=cache)
+    result = run(run_spec, backend=counting, progress=False)
+    finished = [json.loads(line)["id"] for line in (tmp_path / "mixed" / ITEMS_FILE).read_text().splitlines()]
+    assert finished == ["short-1", "short-2"]
+    refused = [f for f in result.metrics["failures"] if f["estimator"] == "generation"]
+    assert [f["item"] for f in refused] == ["too-long"]
+    assert "context" in refused[0]["message"]
+    assert result.metrics["n_items"] == 2 and not result.metrics["complete"]
+    # a rerun retries only the refused item (and records it once, not twice)
+    again = run(run_spec, backend=counting, progress=False)
+    assert [f["item"] for f in again.metrics["failures"] if f["estimator"] == "generation"] == ["too-long"]
+    assert (tmp_path / "mixed" / ITEMS_FILE).read_text().count("\n") == 2

@@ -8,7 +8,8 @@
    holding another spec is refused;
 3. for the items not yet in ``items.jsonl``, in batches of ``batch_size``: take traces from the
    generation cache, generate only the missing ones with ``backend.generate_many`` and cache them at
-   once; then per item build a :class:`~tokentrust.Context` (with the references), run every estimator
+   once (an item whose prompt the backend refuses, e.g. too long for the context, becomes a
+   ``generation`` Failure row and stays unfinished); then per item build a :class:`~tokentrust.Context` (with the references), run every estimator
    (an exception becomes a ``failures`` entry naming estimator and item, never a lost column), judge the
    answer, and append the item to ``items.jsonl``;
 4. :func:`finalize`: ``results.parquet``, ``metrics.json`` and ``report.html`` from ``items.jsonl``.
@@ -51,6 +52,7 @@ RESULTS_FILE = "results.parquet"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 META_FILE = "run.json"
+GENERATION_FAILURES_FILE = "generation_failures.jsonl"
 
 #: Selective accuracy is reported at these coverages.
 COVERAGES = (0.5, 0.8, 0.9)
@@ -201,6 +203,27 @@ def _score_item(
     }
 
 
+# --------------------------------------------------------------------------- generation
+
+
+def _generate(backend: Any, items: list[Item], config: Any, failed: ItemLog) -> list[Any]:
+    """Traces for ``items`` (``None`` for a refused one) in one batch.
+
+    If the backend refuses the batch because of an item's data (a :class:`UserInputError`, e.g. a prompt
+    longer than the context), retry item by item and record each refused item as a generation Failure row
+    instead of stopping the run. Refused items stay unfinished, so a rerun tries them again. Other errors
+    (a server down) still stop the run: nothing finished is lost and a rerun resumes.
+    """
+    try:
+        return list(backend.generate_many([item.prompt for item in items], config))
+    except UserInputError as exc:
+        if len(items) == 1:
+            failed.append({"id": items[0].id, "estimator": "generation", "item": items[0].id,
+                           "message": f"{type(exc).__name__}: {exc}"})
+            return [None]
+    return [trace for item in items for trace in _generate(backend, [item], config, failed)]
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -251,7 +274,8 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
     done = log.done_ids()
     pending = [item for item in dataset.items if item.id not in done]
     n_cached = n_generated = 0
-    with GenerationCache(spec.cache) as cache, log, _progress(progress) as bar:
+    failed = ItemLog(out / GENERATION_FAILURES_FILE)
+    with GenerationCache(spec.cache) as cache, log, failed, _progress(progress) as bar:
         task = bar.add_task(f"{dataset.name} · {backend.model_id}", total=len(dataset.items), completed=len(done))
         for start_i in range(0, len(pending), spec.batch_size):
             batch = pending[start_i : start_i + spec.batch_size]
@@ -259,14 +283,16 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
             traces = cache.get_many(backend.model_id, prompts, config)
             missing = [i for i, t in enumerate(traces) if t is None]
             if missing:
-                new = backend.generate_many([prompts[i] for i in missing], config)
-                cache.put_many(backend.model_id, [prompts[i] for i in missing], config, new)
-                for i, trace in zip(missing, new, strict=True):
+                new = _generate(backend, [batch[i] for i in missing], config, failed)
+                made = [(i, t) for i, t in zip(missing, new, strict=True) if t is not None]
+                cache.put_many(backend.model_id, [prompts[i] for i, _ in made], config, [t for _, t in made])
+                for i, trace in made:
                     traces[i] = trace
-            n_generated += len(missing)
+                n_generated += len(made)
             n_cached += len(batch) - len(missing)
             for item, trace in zip(batch, traces, strict=True):
-                log.append(_score_item(item, trace, estimators, backend, dataset, spec.seed))
+                if trace is not None:
+                    log.append(_score_item(item, trace, estimators, backend, dataset, spec.seed))
                 bar.advance(task)
     metrics = finalize(out)
     return RunResult(
@@ -387,6 +413,11 @@ def finalize(out: str | Path) -> dict[str, Any]:
         for e in meta["estimators"]
     }
     failures = [f for r in items for f in r["failures"]]
+    refused = out / GENERATION_FAILURES_FILE
+    if refused.exists():  # items the backend refused to generate, latest reason each, if still unfinished
+        done = {r["id"] for r in items}
+        latest = {r["id"]: r for r in ItemLog(refused).read() if r["id"] not in done}
+        failures += [{k: r[k] for k in ("estimator", "item", "message")} for r in latest.values()]
     n_total = meta["dataset"].get("n_items")
     metrics = {
         "dataset": meta["dataset"],
