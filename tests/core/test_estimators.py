@@ -136,3 +136,10 @@ def test_stat_cycle_detected(trace):
 
     with pytest.raises(StatCycleError, match="depends on itself"):
         Context(trace).get(Loop())
+
+
+def test_estimators_that_ask_new_prompts_need_a_generating_backend():
+    saved = make_trace(LP, H)  # a white-box trace, but no model to ask
+    for name in ("verbalized", "relative_confidence"):
+        with pytest.raises(CapabilityError, match=f"{name} needs generation"):
+            annotate(saved, [name])

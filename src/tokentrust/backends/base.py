@@ -20,7 +20,12 @@ class Capability(str, Enum):
     TOP_LOGPROBS = "top_logprobs"  # top-k alternatives per step
     FULL_DISTRIBUTION = "full_distribution"  # the whole next-token distribution (exact entropy, kurtosis)
     SAMPLING = "sampling"  # several answers at temperature > 0
+    GENERATION = "generation"  # answers to new prompts the estimator writes (verbalized, relative confidence)
     FORCED_SCORING = "forced_scoring"  # teacher-forced log-probs of a given answer / token sequence
+
+
+#: What a saved white-box trace can carry by itself; estimators needing only these run without a model.
+TRACE_CAPABILITIES = frozenset({Capability.LOGPROBS, Capability.TOP_LOGPROBS, Capability.FULL_DISTRIBUTION})
 
 
 @runtime_checkable

@@ -398,7 +398,7 @@ class OpenAIBackend:
         model = self._model or await self._only_model()
         self._model = model
         self.model_id = str(ModelSpec(self.base_url, model))
-        found = {Capability.SAMPLING}
+        found = {Capability.SAMPLING, Capability.GENERATION}
         chat = await self._post(
             "chat/completions",
             {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "temperature": 0,

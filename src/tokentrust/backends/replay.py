@@ -99,6 +99,8 @@ class ReplayBackend:
         caps: set[Capability] = set()
         if any(t.config.temperature > 0 and t.finish_reason != "forced" for t in self.traces):
             caps.add(Capability.SAMPLING)
+        if any(t.config.temperature == 0 and t.finish_reason != "forced" for t in self.traces):
+            caps.add(Capability.GENERATION)  # answers to the prompts it recorded
         if any(t.finish_reason == "forced" for t in self.traces) or self._token_logprobs:
             caps.add(Capability.FORCED_SCORING)
         if self.traces and all(_finite(t.logprobs) for t in self.traces):

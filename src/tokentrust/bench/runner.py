@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Capability, check_compatible
+from ..backends.base import TRACE_CAPABILITIES, Capability, check_compatible
 from ..errors import UserInputError
 from ..estimators.base import Estimator, build_estimator
 from ..scores import Level
@@ -90,8 +90,9 @@ class RunResult:
 def bench_estimators(specs: Sequence[str] | None, backend: Any = None) -> list[Estimator]:
     """Answer-level estimators for a benchmark.
 
-    ``None``: every registered sequence-level estimator marked ``trace_only`` (it reads only the trace's
-    columns: no model call, no sampling, no embedder) that the backend supports, with default parameters. ``["all"]``: every sequence-level estimator
+    ``None``: every registered sequence-level estimator that needs nothing beyond what a trace carries
+    (:data:`TRACE_CAPABILITIES`: no second model pass, no sampling, no new prompts) and that the backend
+    supports, with default parameters. ``["all"]``: every sequence-level estimator
     the backend supports. Otherwise the named ones (``name:key=value``); token-level ones are refused
     because a benchmark measures one score per answer.
     """
@@ -101,7 +102,8 @@ def bench_estimators(specs: Sequence[str] | None, backend: Any = None) -> list[E
         available = set(backend.capabilities) if backend is not None else set(Capability)
         return [
             cls() for _, cls in registry.items()
-            if cls.level is Level.SEQUENCE and set(cls.requires) <= available and (specs is not None or cls.trace_only)
+            if cls.level is Level.SEQUENCE and set(cls.requires) <= available
+            and (specs is not None or set(cls.requires) <= TRACE_CAPABILITIES)
         ]
     if "all" in specs:
         raise UserInputError("'all' cannot be combined with other estimators; give -e all alone")

@@ -19,15 +19,12 @@ class Estimator(Stat[Scores]):
     """Base class. Subclasses set ``level`` and ``requires`` and implement ``compute(ctx) -> Scores``.
 
     ``token_form`` names the token-level estimator a sequence score aggregates, when there is one.
-    ``trace_only`` marks estimators that read nothing but the trace's columns (no model call, no extra
-    model such as an embedder): the cheap ones a benchmark runs by default.
     """
 
     level: ClassVar[Level]
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGPROBS})
     token_form: ClassVar[type[Estimator] | None] = None
     is_probability: ClassVar[bool] = False
-    trace_only: ClassVar[bool] = False
     registry_id: ClassVar[str]
 
     @property

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..backends.base import Capability
 from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -200,7 +201,7 @@ class RelativeConfidence(Estimator):
     """
 
     level = Level.SEQUENCE
-    requires = frozenset()
+    requires = frozenset({Capability.GENERATION})
     matchups: int = 8
     method: Literal["bradley_terry", "elo"] = "bradley_terry"
 

@@ -41,7 +41,6 @@ class MaximumSequenceProbability(Estimator):
     """``p(y|x) = exp(Σ ℓ_t)`` (Chow-Sum). ``raw`` = ``−Σ ℓ_t``. Penalises long answers."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -56,7 +55,6 @@ class Perplexity(Estimator):
     """Mean token log-prob (Chow-Average). ``raw`` = ``−mean ℓ_t`` = log-perplexity, as LM-Polygraph reports."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
 
     def compute(self, ctx: Context) -> Scores:
@@ -70,7 +68,6 @@ class GeometricMeanTokenProbability(Estimator):
     """``exp(mean ℓ_t)``, the geometric mean of the token probabilities (= ``exp(−log-perplexity)``)."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -85,7 +82,6 @@ class ArithmeticMeanTokenProbability(Estimator):
     """``mean exp(ℓ_t)``, the arithmetic mean of the token probabilities."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -100,7 +96,6 @@ class MinimumTokenProbability(Estimator):
     """The least probable token's probability: one doubtful token makes the answer doubtful."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
     is_probability = True
 
@@ -115,7 +110,6 @@ class LogprobQuantile(Estimator):
     """Chow-Quantile-α: the α-quantile of the token log-probs (α = 0 is the minimum); length-robust (§2.8)."""
 
     level = Level.SEQUENCE
-    trace_only = True
     token_form = TokenProbability
     alpha: float = 0.1
 
@@ -134,7 +128,6 @@ class MeanTokenEntropy(Estimator):
     """Mean entropy of the raw next-token distributions, in nats. ``values`` = ``−raw``."""
 
     level = Level.SEQUENCE
-    trace_only = True
     requires = _FULL
     token_form = TokenEntropy
 
@@ -149,7 +142,6 @@ class MeanKurtosis(Estimator):
     """Mean excess kurtosis of the step distributions (Park et al.); higher = more peaked."""
 
     level = Level.SEQUENCE
-    trace_only = True
     requires = _FULL
     token_form = TokenKurtosis
 
@@ -164,7 +156,6 @@ class MeanMargin(Estimator):
     """Mean top-1 minus top-2 probability over the answer's steps."""
 
     level = Level.SEQUENCE
-    trace_only = True
     requires = _FULL
     token_form = TokenMargin
 

@@ -237,7 +237,7 @@ class Verbalized(Estimator):
     """The model's stated confidence (Xiong et al.): prompting ``strategy`` × ``sampling`` × ``aggregation``."""
 
     level = Level.SEQUENCE
-    requires = frozenset()
+    requires = frozenset({Capability.GENERATION})
     is_probability = True
     strategy: Literal["vanilla", "cot", "top_k", "multi_step", "self_probing"] = "vanilla"
     sampling: Literal["none", "self_random", "perturbation", "misleading"] = "none"
@@ -261,7 +261,7 @@ class Verbalized(Estimator):
         if self.sampling in ("self_random", "misleading"):
             if self.temperature <= 0:
                 raise UserInputError(f"sampling needs temperature > 0, got {self.temperature}")
-            object.__setattr__(self, "requires", frozenset({Capability.SAMPLING}))
+            object.__setattr__(self, "requires", frozenset({Capability.GENERATION, Capability.SAMPLING}))
 
     def compute(self, ctx: Context) -> Scores:
         replies = ctx.get(VerbalizedReplies(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _fmt(x: float) -> str:
-    return "missing" if x != x else f"{x:.4g}"  # NaN: the method gave no value (e.g. no stated confidence)
+    return "missing" if math.isnan(x) else f"{x:.4g}"  # NaN: the method gave no value (e.g. no stated confidence)
 
 
 def render_rich(result: Annotated, *, colour_by: Scores | None = None, n_alternatives: int = 3) -> Group:
