@@ -42,7 +42,8 @@ def remote(llama_server):
 
 def test_capabilities_are_probed(remote):
     # llama-cpp-python's echo log-probs disagree with its own generation log-probs (see below): not trusted
-    assert remote.capabilities == {tt.Capability.LOGPROBS, tt.Capability.TOP_LOGPROBS, tt.Capability.SAMPLING}
+    assert remote.capabilities == {tt.Capability.LOGPROBS, tt.Capability.TOP_LOGPROBS, tt.Capability.SAMPLING,
+                                   tt.Capability.GENERATION}
 
 
 def test_chat_template_matches_the_tokenizer(backend):

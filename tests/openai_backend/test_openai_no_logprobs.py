@@ -15,7 +15,7 @@ QUESTION = "What is the capital of France?"
 
 def test_transformers_serve_black_box(tserve_proxy):
     backend = OpenAIBackend(tserve_proxy.url, concurrency=3)  # no model named: the server's only one
-    assert backend.capabilities == {tt.Capability.SAMPLING}
+    assert backend.capabilities == {tt.Capability.SAMPLING, tt.Capability.GENERATION}
     assert backend.model_id.startswith(f"openai:{tserve_proxy.url}#") and backend.model_id.endswith("98362432")
     probes = tserve_proxy.faults.requests
 
