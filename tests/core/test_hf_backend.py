@@ -26,7 +26,7 @@ def forward_logprobs(backend, prompt_ids, answer_ids):
 
 
 def test_trace_logprobs_match_independent_forward_pass(backend, capital_trace):
-    _, _, prompt_ids = backend.render(capital_trace.prompt)
+    prompt_ids = backend.render(capital_trace.prompt).token_ids
     logp = forward_logprobs(backend, prompt_ids, capital_trace.token_ids)
     chosen = logp.gather(-1, torch.tensor(capital_trace.token_ids)[:, None]).squeeze(-1).numpy()
     np.testing.assert_allclose(capital_trace.logprobs, chosen, atol=1e-4)
@@ -78,7 +78,7 @@ def test_batched_left_padded_generation_equals_single(backend):
         assert got.prompt_text == single.prompt_text
         np.testing.assert_allclose(got.logprobs, single.logprobs, atol=1e-4)
         np.testing.assert_allclose(got.entropy, single.entropy, atol=1e-4)
-    lengths = {len(backend.render(p)[2]) for p in prompts}
+    lengths = {backend.render(p).n_tokens for p in prompts}
     assert len(lengths) == len(prompts)  # really different lengths, so padding happened
     assert batched[3].prompt_text.count("<|im_end|>") == 4
 
@@ -99,7 +99,7 @@ def test_sampling_is_deterministic_per_seed_and_scores_raw_distribution(backend)
     assert len({tuple(t.token_ids) for t in a}) > 1  # temperature 1.5 gives different answers
     # log-probs are of the raw (unwarped) distribution: they equal a plain forward pass
     t = a[0]
-    _, _, prompt_ids = backend.render(t.prompt)
+    prompt_ids = backend.render(t.prompt).token_ids
     logp = forward_logprobs(backend, prompt_ids, t.token_ids)
     chosen = logp.gather(-1, torch.tensor(t.token_ids)[:, None]).squeeze(-1).numpy()
     np.testing.assert_allclose(t.logprobs, chosen, atol=1e-4)

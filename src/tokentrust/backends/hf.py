@@ -1,11 +1,12 @@
 """White-box backend: any causal LM through Hugging Face transformers, in process.
 
-Generation uses ``model.generate(output_logits=True)``, whose logits are the *raw* distribution (before
-temperature/top-p warping); each step is reduced to a few statistics right after generation, on the
-device where the logits live (see ``_distribution.py``). Prompts are batched with left padding; answer
-tokens are cut at the first end-of-sequence id of the *generated* part only, and prompt tokens come
-from our own tokenisation, never from the padded tensor, so an end-of-turn token that doubles as the
-pad token (SmolLM2's ``<|im_end|>``) is never dropped or shifted.
+Generation runs tokentrust's own decoding loop (:mod:`._engine`): the same positions, masks and cache as
+``model.generate``, but each step's *raw* distribution (before temperature/top-p warping) is reduced to a
+few statistics on the device right after the forward pass, so full-vocabulary logits are never kept;
+``generate_many``, ``sample`` and ``stream`` share that loop, and the serving scheduler drives it too.
+Answer tokens end at the first end-of-sequence id of the *generated* part only, and prompt tokens come
+from our own tokenisation, never from a padded tensor, so an end-of-turn token that doubles as the pad
+token (SmolLM2's ``<|im_end|>``) is never dropped or shifted.
 """
 
 from __future__ import annotations
@@ -16,23 +17,59 @@ from typing import Any
 
 import torch
 
+from ..capability import Capability
 from ..config import GenerationConfig
 from ..errors import ContextLengthError, ModelLoadError, UserInputError
-from ..trace import Message, Trace, as_messages
+from ..trace import Message, TokenRecord, Trace, as_messages
 from ._distribution import step_stats
-from .base import Capability
+from ._engine import DecodeBatch, IncrementalDecoder, Row, run_rows
+from .base import RenderedPrompt, merged_config, sample_config
 
 _CAPABILITIES = frozenset(Capability)
 
 
-class HFBackend:
-    """In-process transformers model. ``HFBackend.from_pretrained(path_or_hub_id)`` or wrap a loaded model."""
+def _available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device`` (CUDA: free device memory; CPU: available RAM)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
-    def __init__(self, model: Any, tokenizer: Any, *, model_id: str | None = None, batch_size: int = 16) -> None:
+
+def auto_batch_size(model: Any, *, context: int = 1024, cap: int | None = None) -> int:
+    """Rows decoded at once: as many as half the free memory holds (KV cache of ``context`` tokens plus the
+    float32 work on one step's logits per row), at most ``cap`` (64 on a GPU, 32 on a CPU, where larger
+    batches stop paying off)."""
+    cfg = model.config
+    heads = int(getattr(cfg, "num_attention_heads", 1) or 1)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or getattr(cfg, "hidden_size", 64) // heads)
+    layers = int(getattr(cfg, "num_hidden_layers", 1) or 1)
+    param = next(model.parameters())
+    per_row = 2 * layers * kv_heads * head_dim * context * param.element_size()
+    per_row += int(getattr(cfg, "vocab_size", 32_000)) * 4 * 8
+    limit = cap if cap is not None else (64 if param.device.type == "cuda" else 32)
+    return max(1, min(limit, _available_memory(param.device) // 2 // max(per_row, 1)))
+
+
+class HFBackend:
+    """In-process transformers model. ``HFBackend.from_pretrained(path_or_hub_id)`` or wrap a loaded model.
+
+    ``batch_size`` bounds the rows decoded at once (default: :func:`auto_batch_size`, from the model's size
+    and the free memory); ``generate_many`` refills a row's place as soon as its answer ends.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, model_id: str | None = None, batch_size: int | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id or getattr(model.config, "_name_or_path", None) or type(model).__name__
-        self.batch_size = batch_size
+        self.batch_size = batch_size or auto_batch_size(model)
         self.context_length: int = int(getattr(model.config, "max_position_embeddings", 0) or 1_000_000)
         eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         gen_eos = getattr(model.generation_config, "eos_token_id", None)
@@ -45,7 +82,24 @@ class HFBackend:
         self._display_cache: dict[int, str] = {}
 
     @classmethod
-    def from_pretrained(cls, path: str, *, device: str | None = None, dtype: Any = "auto", **kwargs: Any) -> HFBackend:
+    def from_spec(cls, spec: str, **kwargs: Any) -> HFBackend:
+        """``hf:<path or hub id>`` (or the bare path / hub id)."""
+        from pathlib import Path
+
+        path = spec.removeprefix("hf:")
+        local = Path(path).expanduser()
+        if path.startswith((".", "/", "~")) or local.exists():
+            if not (local / "config.json").exists():
+                raise ModelLoadError(
+                    f"no model at {path!r}: expected a folder with config.json and weights "
+                    "(or a hub id, or omit the model for the embedded default)"
+                )
+            path = str(local)
+        return cls.from_pretrained(path, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, device: str | None = None, dtype: Any = "auto",
+                        batch_size: int | None = None, **kwargs: Any) -> HFBackend:
         """Load any causal LM by local path or hub id (hub ids need the files in the local HF cache when offline)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,7 +114,10 @@ class HFBackend:
             ) from None
         if device:
             model = model.to(device)
-        return cls(model, tokenizer, model_id=path)
+        return cls(model, tokenizer, model_id=path, batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"HFBackend({self.model_id!r}, batch_size={self.batch_size}, device={self.device})"
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -71,8 +128,8 @@ class HFBackend:
         return next(self.model.parameters()).device
 
     # ---- prompts -----------------------------------------------------------------------------------
-    def render(self, prompt: Any, *, chat: bool = True) -> tuple[str | list[Message], str, list[int]]:
-        """Return (prompt as recorded, the exact text the model sees, its token ids)."""
+    def render(self, prompt: Any, *, chat: bool = True) -> RenderedPrompt:
+        """The prompt as recorded, the exact text the model sees (chat template applied) and its token ids."""
         messages = as_messages(prompt)
         use_template = chat and getattr(self.tokenizer, "chat_template", None)
         if use_template:
@@ -90,141 +147,9 @@ class HFBackend:
                 f"prompt is {len(ids)} tokens; {self.model_id} has a context of {self.context_length} tokens "
                 f"(at most {self.context_length - 1} prompt tokens leave room for an answer)"
             )
-        return (messages if messages is not None else prompt), text, ids
+        return RenderedPrompt(prompt=messages if messages is not None else prompt, text=text, token_ids=ids)
 
-    def _decode(self, ids: Sequence[int]) -> tuple[str, list[str], list[tuple[int, int]], list[bool]]:
-        """Answer text (special tokens excluded), per-token display text, character offsets, special mask.
-
-        Offsets come from incremental decoding, so tokens that split a multi-byte character share it:
-        the token that completes the character gets its span, the earlier pieces an empty span.
-        """
-        plain: list[int] = []
-        text = ""
-        tokens, offsets, special = [], [], []
-        for tid in ids:
-            is_special = tid in self.special_ids
-            special.append(is_special)
-            if is_special:
-                tokens.append(self.tokenizer.convert_ids_to_tokens(tid))
-                offsets.append((len(text), len(text)))
-                continue
-            plain.append(tid)
-            decoded = self.tokenizer.decode(plain, clean_up_tokenization_spaces=False)
-            if decoded.endswith("\ufffd"):  # an incomplete multi-byte character: the next piece completes it
-                tokens.append(self.tokenizer.decode([tid], clean_up_tokenization_spaces=False))
-                offsets.append((len(text), len(text)))
-                continue
-            start = len(os.path.commonprefix([text, decoded]))
-            tokens.append(decoded[start:])
-            offsets.append((start, len(decoded)))
-            text = decoded
-        return text, tokens, offsets, special
-
-    # ---- generation --------------------------------------------------------------------------------
-    def generate(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any) -> Trace:
-        """Answer one prompt (a string or chat messages) and return its trace."""
-        return self.generate_many([prompt], config, **overrides)[0]
-
-    def generate_many(
-        self, prompts: Sequence[Any], config: GenerationConfig | None = None, **overrides: Any
-    ) -> list[Trace]:
-        """Answer several prompts, batched ``batch_size`` at a time with left padding."""
-        cfg = GenerationConfig(**{**(config or GenerationConfig()).model_dump(), **overrides})
-        rendered = [self.render(p, chat=cfg.chat) for p in prompts]
-        traces: list[Trace] = []
-        for start in range(0, len(rendered), self.batch_size):
-            traces.extend(self._generate_batch(rendered[start : start + self.batch_size], cfg, n=1))
-        return traces
-
-    def sample(
-        self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-        max_new_tokens: int | None = None,
-    ) -> list[Trace]:
-        """``n`` sampled answers from one batched call that shares the prompt (``num_return_sequences``)."""
-        if n < 1:
-            raise UserInputError(f"n (number of samples) must be ≥ 1, got {n}")
-        if temperature <= 0:
-            raise UserInputError(f"sampling needs temperature > 0, got {temperature}")
-        update: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "seed": seed}
-        if max_new_tokens is not None:
-            update["max_new_tokens"] = max_new_tokens
-        cfg = GenerationConfig(**update)
-        return self._generate_batch([self.render(prompt, chat=cfg.chat)], cfg, n=n)
-
-    def _generate_batch(
-        self, rendered: list[tuple[Any, str, list[int]]], cfg: GenerationConfig, *, n: int
-    ) -> list[Trace]:
-        width = max(len(ids) for _, _, ids in rendered)
-        max_new = min(cfg.max_new_tokens, self.context_length - width)
-        input_ids = torch.full((len(rendered), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rendered), width), dtype=torch.long)
-        for row, (_, _, ids) in enumerate(rendered):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
-        sampling = not cfg.greedy
-        kwargs: dict[str, Any] = dict(  # noqa: C408 (keyword form reads as generate() arguments)
-            max_new_tokens=max_new,
-            do_sample=sampling,
-            num_return_sequences=n,
-            output_logits=True,
-            return_dict_in_generate=True,
-            pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids),
-            top_k=None,
-        )
-        if sampling:
-            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
-            torch.manual_seed(cfg.seed or 0)
-        else:
-            kwargs.update(temperature=None, top_p=None)
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
-            )
-        generated = out.sequences[:, width:]
-        logits = torch.stack(out.logits, dim=1)  # (B*n, L, V): raw, before any warping
-        traces = []
-        for row in range(generated.shape[0]):
-            seq = generated[row].tolist()
-            length = next((i + 1 for i, t in enumerate(seq) if t in self.eos_ids), len(seq))
-            finish = "stop" if length < len(seq) or (seq and seq[length - 1] in self.eos_ids) else "length"
-            prompt, text, _ = rendered[row // n]
-            traces.append(
-                self._trace(prompt, text, seq[:length], logits[row, :length], generated[row, :length], cfg, finish)
-            )
-        return traces
-
-    def _trace(
-        self, prompt: Any, prompt_text: str, ids: list[int], logits: torch.Tensor, chosen: torch.Tensor,
-        cfg: GenerationConfig, finish: str,
-    ) -> Trace:
-        stats = step_stats(logits, chosen.to(logits.device), cfg.top_k)
-        text, tokens, offsets, special = self._decode(ids)
-        top_tokens = [[self._display(t) for t in row] for row in stats.top_ids]
-        return Trace(
-            model_id=self.model_id,
-            prompt=prompt,
-            prompt_text=prompt_text,
-            text=text,
-            token_ids=ids,
-            tokens=tokens,
-            offsets=offsets,
-            logprobs=stats.logprobs,
-            special=special,
-            top_k=cfg.top_k,
-            top_ids=stats.top_ids,
-            top_tokens=top_tokens,
-            top_logprobs=stats.top_logprobs,
-            entropy=stats.entropy,
-            max_prob=stats.max_prob,
-            margin=stats.margin,
-            rank=stats.rank,
-            kurtosis=stats.kurtosis,
-            config=cfg,
-            finish_reason=finish,
-        )
-
-    def _display(self, tid: int) -> str:
+    def display(self, tid: int) -> str:
         """Readable text of a vocabulary entry (byte-level pieces decoded; special tokens by name), memoised."""
         text = self._display_cache.get(tid)
         if text is None:
@@ -234,6 +159,73 @@ class HFBackend:
                 text = self.tokenizer.decode([tid], clean_up_tokenization_spaces=False)
             self._display_cache[tid] = text
         return text
+
+    def row(self, prompt: Any, config: GenerationConfig, *, seed: int | None = None,
+            rendered: RenderedPrompt | None = None) -> Row:
+        """One answer to generate: its rendered prompt, length limit and (when sampling) seeded generator."""
+        rendered = rendered or self.render(prompt, chat=config.chat)
+        ids = rendered.token_ids or []
+        generator = None
+        if not config.greedy:
+            generator = torch.Generator(device=self.device).manual_seed((config.seed or 0) if seed is None else seed)
+        return Row(prompt=rendered.prompt, prompt_text=rendered.text, prompt_ids=ids, config=config,
+                   max_new=min(config.max_new_tokens, self.context_length - len(ids)),
+                   decoder=IncrementalDecoder(self.tokenizer, self.special_ids), generator=generator)
+
+    def engine(self) -> DecodeBatch:
+        """An empty batch of this model's decoding loop (the serving scheduler drives one)."""
+        return DecodeBatch(self)
+
+    # ---- generation --------------------------------------------------------------------------------
+    def generate(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any) -> Trace:
+        """Answer one prompt (a string or chat messages) and return its trace."""
+        return self.generate_many([prompt], config, **overrides)[0]
+
+    def generate_many(
+        self, prompts: Sequence[Any], config: GenerationConfig | None = None, **overrides: Any
+    ) -> list[Trace]:
+        """Answer several prompts, ``batch_size`` rows at a time (a finished row's place is refilled at once)."""
+        cfg = merged_config(config, overrides)
+        rows = [self.row(p, cfg) for p in prompts]
+        run_rows(self.engine(), rows, self.batch_size)
+        return [r.trace(self.model_id) for r in rows]
+
+    def sample(
+        self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+        max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10,
+    ) -> list[Trace]:
+        """``n`` sampled answers; answer ``k`` draws with seed ``seed + k``. The prompt is encoded once and its
+        cache shared by every row (rows beyond ``batch_size`` take a second prefill)."""
+        cfg = sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
+                            chat=chat, top_k=top_k)
+        rendered = self.render(prompt, chat=cfg.chat)
+        rows = [self.row(prompt, cfg, seed=seed + k, rendered=rendered) for k in range(n)]
+        for start in range(0, n, self.batch_size):
+            batch = self.engine()
+            batch.admit(rows[start : start + self.batch_size], shared_prompt=True)
+            while len(batch):
+                batch.step()
+        return [r.trace(self.model_id) for r in rows]
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any
+               ) -> Iterator[TokenRecord | Trace]:
+        """Answer one prompt token by token: a :class:`TokenRecord` per token as it is chosen, then the Trace.
+
+        Runs the loop of :meth:`generate` in the caller's thread, so the numbers are ``generate``'s and
+        closing the iterator stops the generation at once.
+        """
+        row = self.row(prompt, merged_config(config, overrides))
+        batch = self.engine()
+        batch.admit([row])
+        sent = 0
+        while True:
+            while sent < len(row.ids):
+                yield row.record(sent)
+                sent += 1
+            if row.done:
+                break
+            batch.step()
+        yield row.trace(self.model_id)
 
     # ---- teacher forcing ---------------------------------------------------------------------------
     def score(
@@ -245,7 +237,8 @@ class HFBackend:
         ``answer`` is text or token ids. For text, ``end_of_turn`` appends the end-of-sequence token, so the
         trace also says how sure the model was that the answer ends there (as a generated trace does).
         """
-        recorded, prompt_text, prompt_ids = self.render(prompt, chat=chat)
+        rendered = self.render(prompt, chat=chat)
+        prompt_ids = rendered.token_ids or []
         if isinstance(answer, str):
             if not answer.strip():
                 raise UserInputError("answer is empty; give the answer text to score")
@@ -266,9 +259,13 @@ class HFBackend:
         ids = torch.tensor([prompt_ids + answer_ids], device=self.device)
         with torch.no_grad():
             logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1]
+        stats = step_stats(logits, torch.tensor(answer_ids, device=logits.device), top_k)
         cfg = GenerationConfig(max_new_tokens=len(answer_ids), top_k=top_k, chat=chat)
-        chosen = torch.tensor(answer_ids, device=logits.device)
-        return self._trace(recorded, prompt_text, answer_ids, logits, chosen, cfg, "forced")
+        row = self.row(prompt, cfg, rendered=rendered)
+        for i, tid in enumerate(answer_ids):
+            row.add(tid, stats, i, self.display)
+        row.finish = "forced"
+        return row.trace(self.model_id)
 
     def token_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """``log p(ids[t] | ids[<t])`` for ``t = 1 … len-1``, with no prompt and no template (PMI's pass)."""
@@ -278,124 +275,3 @@ class HFBackend:
         with torch.no_grad():
             logp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         return logp.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
-
-
-    # ---- streaming ---------------------------------------------------------------------------------
-    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any) -> Iterator[Any]:
-        """Answer one prompt token by token: yield one record (a dict) per generated token, then the Trace.
-
-        Each record has ``index, id, token`` (display text), ``piece`` (text added to the answer),
-        ``offset, special, logprob, top_ids, top_tokens, top_logprobs, entropy, max_prob, margin, rank,
-        kurtosis``, all read from the same raw logits ``generate`` records (a forward hook takes each
-        step's last-position logits; a streamer pairs them with the chosen id), so the numbers equal
-        ``generate``'s. The final Trace is built exactly as ``generate`` builds it. Generation runs in a
-        worker thread; closing the iterator early stops it. One stream per model at a time: the hook
-        sees every forward pass of the model, so callers serialise use of the model (the server does).
-        """
-        import queue
-        import threading
-        from collections import deque
-
-        from transformers.generation import BaseStreamer, StoppingCriteria, StoppingCriteriaList
-
-        cfg = GenerationConfig(**{**(config or GenerationConfig()).model_dump(), **overrides})
-        recorded, prompt_text, prompt_ids = self.render(prompt, chat=cfg.chat)
-        max_new = min(cfg.max_new_tokens, self.context_length - len(prompt_ids))
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        pending: deque[torch.Tensor] = deque()  # raw last-position logits, one per forward pass, in order
-        cancel = threading.Event()
-        state: dict[str, Any] = {"ids": [], "plain": [], "text": "", "prompt_seen": False}
-
-        def capture(_module: Any, _args: Any, output: Any) -> None:
-            pending.append(output.logits[:, -1].to(copy=True, dtype=torch.float32))
-
-        def record(tid: int, logits: torch.Tensor) -> dict[str, Any]:
-            stats = step_stats(logits, torch.tensor([tid], device=logits.device), cfg.top_k)
-            text, plain = state["text"], state["plain"]
-            special = tid in self.special_ids
-            if special:
-                token, offset, piece = self.tokenizer.convert_ids_to_tokens(tid), (len(text), len(text)), ""
-            else:
-                plain.append(tid)
-                decoded = self.tokenizer.decode(plain, clean_up_tokenization_spaces=False)
-                if decoded.endswith("\ufffd"):  # incomplete multi-byte character, as in _decode
-                    token, offset, piece = self.tokenizer.decode([tid], clean_up_tokenization_spaces=False), (
-                        len(text), len(text)), ""
-                else:
-                    start = len(os.path.commonprefix([text, decoded]))
-                    token, offset = decoded[start:], (start, len(decoded))
-                    piece = decoded[len(text):] if decoded.startswith(text) else decoded[start:]
-                    state["text"] = decoded
-            index = len(state["ids"])
-            state["ids"].append(tid)
-            return {
-                "index": index, "id": tid, "token": token, "piece": piece, "offset": offset, "special": special,
-                "logprob": stats.logprobs[0], "top_ids": stats.top_ids[0],
-                "top_tokens": [self._display(t) for t in stats.top_ids[0]], "top_logprobs": stats.top_logprobs[0],
-                "entropy": stats.entropy[0], "max_prob": stats.max_prob[0], "margin": stats.margin[0],
-                "rank": stats.rank[0], "kurtosis": stats.kurtosis[0],
-            }
-
-        class _Streamer(BaseStreamer):
-            def put(self, value: torch.Tensor) -> None:
-                if not state["prompt_seen"]:  # generate first hands over the prompt
-                    state["prompt_seen"] = True
-                    return
-                logits = pending.popleft()
-                tid = int(value.reshape(-1)[0])
-                if len(state["ids"]) < max_new and (not state["ids"] or state["ids"][-1] not in self_eos):
-                    events.put(("token", record(tid, logits)))
-
-            def end(self) -> None:
-                pass
-
-        class _Cancel(StoppingCriteria):
-            def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
-
-        self_eos = self.eos_ids
-        sampling = not cfg.greedy
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new, "do_sample": sampling, "num_return_sequences": 1, "output_logits": True,
-            "return_dict_in_generate": True, "pad_token_id": self.pad_id, "eos_token_id": sorted(self.eos_ids),
-            "top_k": None, "streamer": _Streamer(), "stopping_criteria": StoppingCriteriaList([_Cancel()]),
-        }
-        if sampling:
-            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None)
-
-        def work() -> None:
-            hook = self.model.register_forward_hook(capture)
-            try:
-                if sampling:
-                    torch.manual_seed(cfg.seed or 0)
-                ids = torch.tensor([prompt_ids], device=self.device)
-                with torch.no_grad():
-                    out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
-                seq = out.sequences[0, len(prompt_ids):]
-                ids_list = seq.tolist()
-                length = next((i + 1 for i, t in enumerate(ids_list) if t in self.eos_ids), len(ids_list))
-                finish = "stop" if length < len(ids_list) or (ids_list and ids_list[length - 1] in self.eos_ids) \
-                    else "length"
-                logits = torch.stack(out.logits, dim=1)[0, :length]
-                trace = self._trace(recorded, prompt_text, ids_list[:length], logits, seq[:length], cfg, finish)
-                events.put(("trace", trace))
-            except BaseException as exc:  # noqa: BLE001 — handed to the consumer, re-raised there
-                events.put(("error", exc))
-            finally:
-                hook.remove()
-
-        worker = threading.Thread(target=work, name="tokentrust-stream", daemon=True)
-        worker.start()
-        try:
-            while True:
-                kind, item = events.get()
-                if kind == "error":
-                    raise item
-                yield item
-                if kind == "trace":
-                    return
-        finally:
-            cancel.set()
-            worker.join()

@@ -6,7 +6,8 @@ wraps a live backend, counts and records every call, and turns the recording int
 :func:`text_trace` builds a trace from plain text (a black-box answer with no log-probs: they are NaN).
 
 A request with no recording raises :class:`~tokentrust.errors.UserInputError` naming the prompt and what was
-recorded for it.
+recorded for it. ``replay:<file>`` (``tokentrust.load``, ``--model``) reads a JSONL file of traces, or of bench
+items that carry one (a run folder's ``items.jsonl``), so a run can be served or re-scored without its model.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from ..capability import Capability
 from ..config import GenerationConfig
 from ..errors import CapabilityError, UserInputError
-from ..trace import Message, Trace
-from .base import Capability
+from ..trace import Message, TokenRecord, Trace, as_messages
+from .base import RenderedPrompt, sample_config
 
 
 def prompt_key(prompt: Any) -> str:
@@ -90,13 +93,32 @@ class ReplayBackend:
                    for s, lp in zip(samples, lps, strict=True)]
         return cls(traces, model_id=model_id)
 
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> ReplayBackend:
+        """``replay:<file>``: a JSONL file with one trace per line (or bench items holding a ``trace``)."""
+        path = Path(spec.removeprefix("replay:")).expanduser()
+        if not path.is_file():
+            raise UserInputError(f"replay file {str(path)!r} does not exist; give replay:<traces.jsonl or items.jsonl>")
+        traces = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                traces.append(Trace.model_validate(data.get("trace", data) if isinstance(data, dict) else data))
+            except ValueError as exc:
+                raise UserInputError(f"{path}:{number} is not a trace ({str(exc).splitlines()[0]})") from None
+        if not traces:
+            raise UserInputError(f"replay file {str(path)!r} holds no traces")
+        return cls(traces, **kwargs)
+
     def add(self, traces: Iterable[Trace]) -> None:
         """Record more traces."""
         self.traces.extend(traces)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        caps: set[Capability] = set()
+        caps: set[Capability] = {Capability.STREAMING} if self.traces else set()
         if any(t.config.temperature > 0 and t.finish_reason != "forced" for t in self.traces):
             caps.add(Capability.SAMPLING)
         if any(t.config.temperature == 0 and t.finish_reason != "forced" for t in self.traces):
@@ -130,6 +152,24 @@ class ReplayBackend:
         recorded = ", ".join(f"{n} {k}(s)" for k, n in sorted(have.items())) or "nothing"
         return UserInputError(f"replay has no {what} for prompt {prompt_key(prompt)[:80]!r}; recorded for it: {recorded}")
 
+    def render(self, prompt: Any, *, chat: bool = True) -> RenderedPrompt:
+        """The prompt as recorded; its text is the recording's ``prompt_text`` when there is one."""
+        messages = as_messages(prompt)
+        recorded: str | list[Message] = messages if messages is not None else prompt
+        found = self._recorded(recorded) or self._recorded(recorded, forced=True)
+        if found:
+            return RenderedPrompt(prompt=recorded, text=found[0].prompt_text, token_ids=None,
+                                  exact=found[0].prompt_text != prompt_key(recorded))
+        return RenderedPrompt(prompt=recorded, text=prompt_key(recorded), exact=False)
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any
+               ) -> Iterator[TokenRecord | Trace]:
+        """The recorded answer's tokens, one record at a time, then its trace."""
+        trace = self.generate(prompt, config, **overrides)
+        self.calls["stream"] += 1
+        yield from trace.records()
+        yield trace
+
     def generate(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any) -> Trace:
         self.calls["generate"] += 1
         found = self._recorded(prompt, sampled=False) or self._recorded(prompt)
@@ -143,8 +183,10 @@ class ReplayBackend:
         return [self.generate(p, config, **overrides) for p in prompts]
 
     def sample(self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-               max_new_tokens: int | None = None) -> list[Trace]:
+               max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10) -> list[Trace]:
         """The first ``n`` recorded samples for ``prompt`` (recordings are fixed, so ``seed`` is ignored)."""
+        sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
+                      chat=chat, top_k=top_k)
         self.calls["sample"] += 1
         found = self._recorded(prompt, sampled=True)
         if len(found) < n:
@@ -188,6 +230,17 @@ class RecordingBackend:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.backend.capabilities
+
+    def render(self, prompt: Any, *, chat: bool = True) -> RenderedPrompt:
+        return self.backend.render(prompt, chat=chat)
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any
+               ) -> Iterator[TokenRecord | Trace]:
+        self.calls["stream"] += 1
+        for item in self.backend.stream(prompt, config, **overrides):
+            if isinstance(item, Trace):
+                self.traces.append(item)
+            yield item
 
     def _keep(self, name: str, out: Any) -> Any:
         self.calls[name] += 1

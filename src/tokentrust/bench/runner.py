@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import TRACE_CAPABILITIES, Capability, check_compatible
+from ..capability import Capability, check_compatible
 from ..errors import UserInputError
 from ..estimators.base import Estimator, build_estimator
 from ..scores import Level
@@ -91,8 +91,8 @@ def bench_estimators(specs: Sequence[str] | None, backend: Any = None) -> list[E
     """Answer-level estimators for a benchmark.
 
     ``None``: every registered sequence-level estimator that needs nothing beyond what a trace carries
-    (:data:`TRACE_CAPABILITIES`: no second model pass, no sampling, no new prompts) and that the backend
-    supports, with default parameters. ``["all"]``: every sequence-level estimator
+    (:attr:`Estimator.needs_only_trace`: no second model pass, no sampling, no new prompts, no other
+    model) and that the backend supports, with default parameters. ``["all"]``: every sequence-level estimator
     the backend supports. Otherwise the named ones (``name:key=value``); token-level ones are refused
     because a benchmark measures one score per answer.
     """
@@ -100,11 +100,8 @@ def bench_estimators(specs: Sequence[str] | None, backend: Any = None) -> list[E
 
     if specs is None or list(specs) == ["all"]:
         available = set(backend.capabilities) if backend is not None else set(Capability)
-        return [
-            cls() for _, cls in registry.items()
-            if cls.level is Level.SEQUENCE and set(cls.requires) <= available
-            and (specs is not None or set(cls.requires) <= TRACE_CAPABILITIES)
-        ]
+        defaults = [cls() for _, cls in registry.items() if cls.level is Level.SEQUENCE]
+        return [e for e in defaults if e.requires <= available and (specs is not None or e.needs_only_trace)]
     if "all" in specs:
         raise UserInputError("'all' cannot be combined with other estimators; give -e all alone")
     out: list[Estimator] = []

@@ -54,7 +54,7 @@ def canonical_json(value: Any) -> str:
 
 def default_cache_path() -> Path:
     """``<tokentrust cache>/generations.sqlite`` (``$TOKENTRUST_CACHE`` moves the cache folder)."""
-    from ..backends.embedded import cache_dir
+    from ..config import cache_dir
 
     return cache_dir() / "generations.sqlite"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import UserInputError
 from ..stat import Context
 from ..stats.sampling import AnswerTexts, Samples
@@ -25,7 +25,7 @@ class SampledEstimator(Estimator):
     ``lexical[:rougeL|jaccard]`` or ``judge`` (see :mod:`tokentrust.stats.similarity`).
     """
 
-    requires = SAMPLING
+    needs = SAMPLING
     n_samples: int = 10
     temperature: float = 1.0
     top_p: float = 1.0

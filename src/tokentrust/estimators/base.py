@@ -7,25 +7,52 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import TRACE_CAPABILITIES, Capability
 from ..errors import UserInputError
-from ..registry import estimators, parse_spec
+from ..registry import estimators, parse_spec, snake_case
 from ..scores import Level, Scores
 from ..stat import Context, Stat
 
 
 @dataclass(frozen=True, kw_only=True)
 class Estimator(Stat[Scores]):
-    """Base class. Subclasses set ``level`` and ``requires`` and implement ``compute(ctx) -> Scores``.
+    """Base class. Subclasses set ``level`` and ``needs`` and implement ``compute(ctx) -> Scores``.
 
+    ``needs`` lists the capabilities every instance needs; :attr:`requires` is what *this* instance
+    needs, which a subclass extends when a parameter asks for more (brainstormed samples, a judge model).
     ``token_form`` names the token-level estimator a sequence score aggregates, when there is one.
+    The id is derived per class (``registry_id``, the snake_case class name); a subclass that would
+    inherit its parent's id is refused, so two different computations never share a name.
     """
 
     level: ClassVar[Level]
-    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGPROBS})
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGPROBS})
     token_form: ClassVar[type[Estimator] | None] = None
     is_probability: ClassVar[bool] = False
-    registry_id: ClassVar[str]
+    registry_id: ClassVar[str] = "estimator"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        derived = snake_case(cls.__name__).lstrip("_")
+        parent = next((b for b in cls.__mro__[1:] if issubclass(b, Estimator)), None)
+        if parent is not None and parent.registry_id == derived and parent is not Estimator:
+            raise TypeError(f"{cls.__qualname__} would share the id {derived!r} of its parent; give it its own name")
+        cls.registry_id = derived
+
+    @property
+    def requires(self) -> frozenset[Capability]:
+        """Capabilities this instance needs from the backend (or the trace)."""
+        return self.needs
+
+    @property
+    def uses_models(self) -> bool:
+        """True when computing it loads a model besides the generator (a sentence encoder, an NLI model)."""
+        return False
+
+    @property
+    def needs_only_trace(self) -> bool:
+        """Computable from a saved trace alone: no model pass, no sampling, no other model (cheap)."""
+        return self.requires <= TRACE_CAPABILITIES and not self.uses_models
 
     @property
     def id(self) -> str:

@@ -55,7 +55,7 @@ class SemanticEntropy(_Clustered):
     """
 
     level = Level.SEQUENCE
-    requires = SAMPLING_WITH_LOGPROBS
+    needs = SAMPLING_WITH_LOGPROBS
 
     def compute(self, ctx: Context) -> Scores:
         h = cluster_entropy(self.clusters(ctx), sequence_logprobs(ctx, self.samples, normalise=True))
@@ -68,7 +68,7 @@ class DiscreteSemanticEntropy(_Clustered):
     """Discrete semantic entropy: entropy of cluster frequencies ``|c|/M`` (black-box). ``raw`` in nats."""
 
     level = Level.SEQUENCE
-    requires = SAMPLING
+    needs = SAMPLING
 
     def compute(self, ctx: Context) -> Scores:
         h = cluster_entropy(self.clusters(ctx))
@@ -81,7 +81,7 @@ class NumSemSets(_Clustered):
     """Number of meaning clusters among the samples (Lin et al.). ``values`` = −count, ``raw`` = count."""
 
     level = Level.SEQUENCE
-    requires = SAMPLING
+    needs = SAMPLING
 
     def compute(self, ctx: Context) -> Scores:
         k = int(self.clusters(ctx).max()) + 1
@@ -97,7 +97,7 @@ class LexicalSimilarity(SampledEstimator):
     """
 
     level = Level.SEQUENCE
-    requires = SAMPLING
+    needs = SAMPLING
     is_probability = True
     metric: Literal["rougeL", "jaccard"] = "rougeL"
 

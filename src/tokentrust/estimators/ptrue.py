@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -33,7 +33,7 @@ class PTrue(Estimator):
     """``P(True)`` that the trace's answer is correct, as judged by the model itself (normalised over True/False)."""
 
     level = Level.SEQUENCE
-    requires = frozenset({Capability.FORCED_SCORING})
+    needs = frozenset({Capability.FORCED_SCORING})
     is_probability = True
     n_brainstorm: int = 0
     temperature: float = 1.0
@@ -41,8 +41,11 @@ class PTrue(Estimator):
     def __post_init__(self) -> None:
         if self.n_brainstorm < 0:
             raise UserInputError(f"n_brainstorm must be ≥ 0, got {self.n_brainstorm}")
-        if self.n_brainstorm:
-            object.__setattr__(self, "requires", frozenset({Capability.FORCED_SCORING, Capability.SAMPLING}))
+
+    @property
+    def requires(self) -> frozenset[Capability]:
+        """Forced scoring, plus sampling when answers are brainstormed first."""
+        return self.needs | ({Capability.SAMPLING} if self.n_brainstorm else set())
 
     def prompt(self, ctx: Context) -> str:
         brainstorm = ""

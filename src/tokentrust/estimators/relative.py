@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -201,7 +201,7 @@ class RelativeConfidence(Estimator):
     """
 
     level = Level.SEQUENCE
-    requires = frozenset({Capability.GENERATION})
+    needs = frozenset({Capability.GENERATION})
     matchups: int = 8
     method: Literal["bradley_terry", "elo"] = "bradley_terry"
 

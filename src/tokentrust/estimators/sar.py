@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -96,11 +96,15 @@ class TokenSar(Estimator):
     """TokenSAR of the trace's own answer (white-box, no sampling): relevance-weighted NLL; ``raw`` = ``E_T``."""
 
     level = Level.SEQUENCE
-    requires = frozenset({Capability.LOGPROBS})
+    needs = frozenset({Capability.LOGPROBS})
     similarity: str = "embedding"
 
     def __post_init__(self) -> None:
         split_spec(self.similarity)
+
+    @property
+    def uses_models(self) -> bool:
+        return split_spec(self.similarity)[0] in ("embedding", "nli")
 
     def compute(self, ctx: Context) -> Scores:
         e = token_sar_value(ctx.trace, ctx.get(TokenRelevance(similarity=self.similarity)))
@@ -110,7 +114,7 @@ class TokenSar(Estimator):
 @dataclass(frozen=True, kw_only=True)
 class _SarBase(SampledEstimator):
     level = Level.SEQUENCE
-    requires = SAMPLING_WITH_LOGPROBS
+    needs = SAMPLING_WITH_LOGPROBS
     t: float = 0.001
 
     def __post_init__(self) -> None:

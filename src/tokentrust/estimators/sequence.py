@@ -128,7 +128,7 @@ class MeanTokenEntropy(Estimator):
     """Mean entropy of the raw next-token distributions, in nats. ``values`` = ``−raw``."""
 
     level = Level.SEQUENCE
-    requires = _FULL
+    needs = _FULL
     token_form = TokenEntropy
 
     def compute(self, ctx: Context) -> Scores:
@@ -142,7 +142,7 @@ class MeanKurtosis(Estimator):
     """Mean excess kurtosis of the step distributions (Park et al.); higher = more peaked."""
 
     level = Level.SEQUENCE
-    requires = _FULL
+    needs = _FULL
     token_form = TokenKurtosis
 
     def compute(self, ctx: Context) -> Scores:
@@ -156,7 +156,7 @@ class MeanMargin(Estimator):
     """Mean top-1 minus top-2 probability over the answer's steps."""
 
     level = Level.SEQUENCE
-    requires = _FULL
+    needs = _FULL
     token_form = TokenMargin
 
     def compute(self, ctx: Context) -> Scores:
@@ -170,7 +170,7 @@ class Pmi(Estimator):
     """Mean pointwise mutual information between prompt and answer tokens. ``raw`` = ``−mean pmi_t``."""
 
     level = Level.SEQUENCE
-    requires = _FORCED
+    needs = _FORCED
     token_form = TokenPmi
 
     def compute(self, ctx: Context) -> Scores:
@@ -185,7 +185,7 @@ class Cpmi(_CpmiParams):
     """Mean conditional PMI (defaults ``τ = 0.0656``, ``λ = 3.599``). ``raw`` = ``−mean cpmi_t``."""
 
     level = Level.SEQUENCE
-    requires = _FORCED | _FULL
+    needs = _FORCED | _FULL
     token_form = TokenCpmi
 
     def compute(self, ctx: Context) -> Scores:

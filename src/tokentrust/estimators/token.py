@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import CapabilityError, UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -39,7 +39,7 @@ class TokenEntropy(Estimator):
     """Entropy ``H_t`` of the raw next-token distribution, in nats. ``values`` = ``−H_t``, ``raw`` = ``H_t``."""
 
     level = Level.TOKEN
-    requires = _FULL
+    needs = _FULL
 
     def compute(self, ctx: Context) -> Scores:
         h = ctx.get(TokenColumns()).entropy
@@ -52,7 +52,7 @@ class TokenMargin(Estimator):
     """Top-1 minus top-2 probability of each step's raw distribution (both ``values`` and ``raw``)."""
 
     level = Level.TOKEN
-    requires = _FULL
+    needs = _FULL
 
     def compute(self, ctx: Context) -> Scores:
         m = ctx.get(TokenColumns()).margin
@@ -68,7 +68,7 @@ class TokenKurtosis(Estimator):
     """
 
     level = Level.TOKEN
-    requires = _FULL
+    needs = _FULL
 
     def compute(self, ctx: Context) -> Scores:
         k = ctx.get(TokenColumns()).kurtosis
@@ -101,7 +101,7 @@ class TokenPmi(Estimator):
     """Pointwise mutual information ``pmi_t = ℓ_t − log p(y_t | y_<t)`` (prompt removed). ``raw`` = ``−pmi_t``."""
 
     level = Level.TOKEN
-    requires = _FORCED
+    needs = _FORCED
 
     def compute(self, ctx: Context) -> Scores:
         lp, uncond = pmi_terms(ctx)
@@ -133,7 +133,7 @@ class TokenCpmi(_CpmiParams):
     """Conditional PMI per token (defaults ``τ = 0.0656``, ``λ = 3.599``). ``raw`` = ``−cpmi_t``."""
 
     level = Level.TOKEN
-    requires = _FORCED | _FULL
+    needs = _FORCED | _FULL
 
     def compute(self, ctx: Context) -> Scores:
         c = cpmi_values(ctx, self.tau, self.lam)

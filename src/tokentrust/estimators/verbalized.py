@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backends.base import Capability
+from ..capability import Capability
 from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
@@ -237,7 +237,7 @@ class Verbalized(Estimator):
     """The model's stated confidence (Xiong et al.): prompting ``strategy`` × ``sampling`` × ``aggregation``."""
 
     level = Level.SEQUENCE
-    requires = frozenset({Capability.GENERATION})
+    needs = frozenset({Capability.GENERATION})
     is_probability = True
     strategy: Literal["vanilla", "cot", "top_k", "multi_step", "self_probing"] = "vanilla"
     sampling: Literal["none", "self_random", "perturbation", "misleading"] = "none"
@@ -261,7 +261,11 @@ class Verbalized(Estimator):
         if self.sampling in ("self_random", "misleading"):
             if self.temperature <= 0:
                 raise UserInputError(f"sampling needs temperature > 0, got {self.temperature}")
-            object.__setattr__(self, "requires", frozenset({Capability.GENERATION, Capability.SAMPLING}))
+
+    @property
+    def requires(self) -> frozenset[Capability]:
+        """Generation, plus sampling for the ``self_random`` and ``misleading`` sampling strategies."""
+        return self.needs | ({Capability.SAMPLING} if self.sampling in ("self_random", "misleading") else set())
 
     def compute(self, ctx: Context) -> Scores:
         replies = ctx.get(VerbalizedReplies(

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..annotated import DEFAULT_ESTIMATORS, Annotated, annotate, resolve_estimators
-from ..backends.base import Capability, check_compatible
+from ..capability import Capability, check_compatible
 from ..config import GenerationConfig
 from ..errors import TokentrustError
 from ..estimators.base import Estimator, build_estimator

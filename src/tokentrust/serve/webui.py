@@ -62,7 +62,7 @@ async def info(request: Request) -> dict[str, Any]:
     for name, cls in estimator_registry.items():
         rows.append({
             "id": name, "level": cls.level.value, "is_probability": bool(cls.is_probability),
-            "available": cls.requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
+            "available": cls().requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
         })
     defaults, policy = plan(state, None)
     return {
