@@ -45,7 +45,7 @@ def tokentrust_generate(backend, prompts, max_new_tokens, estimators):
 
 def trace_only_estimators() -> list[str]:
     """Every registered estimator computable from the trace alone (no model pass, sampling or other model)."""
-    return [name for name, cls in tt.estimators.items() if cls().needs_only_trace]
+    return [name for name, cls in tt.registry.estimators.items() if cls().needs_only_trace]
 
 
 def timed(fn, repeats):

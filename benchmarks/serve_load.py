@@ -1,10 +1,11 @@
-"""Load on ``tokentrust serve``: N concurrent streaming clients against the in-process default model.
+"""Load on ``tokentrust serve``: N concurrent streaming clients against the same N requests one at a time.
 
-Starts the real server (uvicorn on a free 127.0.0.1 port, in a background thread), then N official
-``openai.AsyncOpenAI`` clients stream chat completions at once, each a different ``capitals`` question.
-Reports errors, wall time, time to first token and total latency (median / max), generated tokens per
-second, and the same questions answered one after another through ``backend.generate`` for comparison.
-Every streamed answer must equal the model's answer alone (generation is serialised).
+Starts the real server (uvicorn on a free 127.0.0.1 port, in a background thread) over the in-process
+default model, which sits behind the scheduler that batches concurrent requests. The same N ``capitals``
+questions are then sent twice through official ``openai.AsyncOpenAI`` streaming clients: one request at a
+time, and all N at once. Reports, in one run: wall time of each, their ratio (goal: concurrent ≥ 4× faster),
+time to first token and latency (median / max), errors, and how many streamed answers differ from
+``backend.generate`` of the same question alone (must be 0: greedy answers are identical when batched).
 
     .venv/bin/python benchmarks/serve_load.py [--clients 32] [--max-tokens 16]
 """
@@ -13,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import sys
 import threading
 import time
 
-import uvicorn
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI and server set it
 
 import openai
+import uvicorn
+
 import tokentrust as tt
+from tokentrust.backends.scheduler import scheduler_for
 from tokentrust.bench.datasets import load_dataset
 from tokentrust.serve import Limits, create_app
 
@@ -45,23 +50,47 @@ async def one(client: openai.AsyncOpenAI, question: str, max_tokens: int) -> dic
     )
     async for chunk in stream:
         ext = chunk.model_extra.get("tokentrust") or {}
-        if chunk.choices and "tokens" in ext and "action" not in ext:
+        if chunk.choices and "tokens" in ext:
             first = first if first is not None else time.perf_counter() - t0
             tokens += len(ext["tokens"])
+        if chunk.choices:
             text += chunk.choices[0].delta.content or ""
-        if "action" in ext:
+        if "decision" in ext:
             final = ext
-    result = {"question": question, "text": text, "tokens": tokens, "ttft": first,
-              "latency": time.perf_counter() - t0, "ok": final is not None}
-    print(f"  done: {question!r} in {result['latency']:.1f} s", flush=True)
-    return result
+    return {"question": question, "text": text, "tokens": tokens, "ttft": first,
+            "latency": time.perf_counter() - t0, "ok": final is not None}
 
 
-async def run_clients(url: str, questions: list[str], max_tokens: int) -> tuple[list, float]:
+async def run_clients(url: str, questions: list[str], max_tokens: int, *, concurrent: bool) -> tuple[list, float]:
     async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=1800) as client:
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(one(client, q, max_tokens) for q in questions), return_exceptions=True)
-        return results, time.perf_counter() - t0
+        if concurrent:
+            results = await asyncio.gather(*(one(client, q, max_tokens) for q in questions), return_exceptions=True)
+        else:
+            results = []
+            for q in questions:
+                try:
+                    results.append(await one(client, q, max_tokens))
+                except Exception as exc:  # noqa: BLE001 — counted as an error
+                    results.append(exc)
+        return list(results), time.perf_counter() - t0
+
+
+def summary(name: str, results: list, wall: float, alone: dict[str, str]) -> dict:
+    good = [r for r in results if not isinstance(r, BaseException) and r["ok"]]
+    errors = len(results) - len(good)
+    differ = [r["question"] for r in good if r["text"] != alone[r["question"]]]
+    ttft = [r["ttft"] for r in good if r["ttft"] is not None]
+    lat = [r["latency"] for r in good]
+    tokens = sum(r["tokens"] for r in good)
+    print(f"{name:>10}: wall {wall:6.1f} s, {tokens} tokens ({tokens / wall:.1f} tok/s), errors {errors}, "
+          f"answers differing from generate() {len(differ)}, time to first token median "
+          f"{statistics.median(ttft):.2f} s / max {max(ttft):.2f} s, latency median {statistics.median(lat):.2f} s "
+          f"/ max {max(lat):.2f} s", flush=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            print("error:", r, file=sys.stderr)
+    return {"wall": wall, "errors": errors, "differ": len(differ), "ttft": statistics.median(ttft)}
 
 
 def main() -> None:
@@ -72,32 +101,22 @@ def main() -> None:
 
     backend = tt.load()
     questions = [item.prompt for item in load_dataset("capitals", limit=args.clients).items]
-    backend.generate(questions[0], max_new_tokens=2)  # warm-up
+    alone = {q: backend.generate(q, max_new_tokens=args.max_tokens).text for q in questions}
 
     server, url = start_server(create_app(backend, limits=Limits(max_tokens=args.max_tokens)))
-    results, wall = asyncio.run(run_clients(url, questions, args.max_tokens))
+    asyncio.run(run_clients(url, questions[:2], args.max_tokens, concurrent=False))  # warm-up
+    scheduler = scheduler_for(backend)
+    print(f"clients {args.clients}, max_tokens {args.max_tokens}, scheduler max batch {scheduler.max_batch}, "
+          f"torch threads {__import__('torch').get_num_threads()}", flush=True)
+    seq = summary("sequential", *asyncio.run(run_clients(url, questions, args.max_tokens, concurrent=False)), alone)
+    scheduler.max_rows_seen = 0
+    con = summary("concurrent", *asyncio.run(run_clients(url, questions, args.max_tokens, concurrent=True)), alone)
     server.should_exit = True
-    print(f"{args.clients} concurrent streams done in {wall:.1f} s; now the same questions one by one", flush=True)
-
-    t0 = time.perf_counter()
-    alone = {q: backend.generate(q, max_new_tokens=args.max_tokens).text for q in questions}
-    sequential = time.perf_counter() - t0
-
-    errors = [r for r in results if isinstance(r, BaseException) or not r["ok"]]
-    good = [r for r in results if not isinstance(r, BaseException) and r["ok"]]
-    mismatched = [r["question"] for r in good if r["text"] != alone[r["question"]]]
-    tokens = sum(r["tokens"] for r in good)
-    ttft = [r["ttft"] for r in good if r["ttft"] is not None]
-    lat = [r["latency"] for r in good]
-    print(f"clients: {args.clients}, max_tokens: {args.max_tokens}, errors: {len(errors)}, "
-          f"answers differing from generate(): {len(mismatched)}")
-    print(f"wall: {wall:.1f} s for {tokens} streamed tokens ({tokens / wall:.1f} tokens/s); "
-          f"sequential backend.generate of the same questions: {sequential:.1f} s")
-    print(f"time to first token: median {statistics.median(ttft):.2f} s, max {max(ttft):.2f} s")
-    print(f"latency: median {statistics.median(lat):.2f} s, max {max(lat):.2f} s")
-    for e in errors[:3]:
-        print("error:", e, file=sys.stderr)
-    sys.exit(1 if errors or mismatched else 0)
+    print(f"largest batch decoded: {scheduler.max_rows_seen} rows")
+    print(f"speed-up of {args.clients} concurrent clients over one at a time: {seq['wall'] / con['wall']:.2f}x "
+          f"(goal >= 4)")
+    bad = seq["errors"] + con["errors"] + seq["differ"] + con["differ"]
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

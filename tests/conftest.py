@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from _llama import llama_server  # noqa: F401  (a session fixture shared by several suites)
+
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Idle OpenMP threads sleep instead of spinning: with servers and subprocesses sharing 2 cores,

@@ -7,17 +7,19 @@
 >>> result["maximum_sequence_probability"].value
 """
 
-from . import estimators as _estimators  # noqa: F401  (registers the built-in estimators)
-from . import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
+from . import backends, calibration, estimators, metrics, registry  # noqa: F401  (register the built-ins)
 from .annotated import DEFAULT_ESTIMATORS, Annotated, annotate
-from .backends.base import Backend
-from .capability import Capability, check_compatible
+from .backends.base import Backend, RenderedPrompt
 from .bench import datasets as _datasets  # noqa: F401  (registers the built-in datasets)
+from .capability import Capability, check_compatible
 from .config import GenerationConfig
+from .decide import Decision, Policy
 from .errors import (
+    BusyError,
     CapabilityError,
     ContextLengthError,
     ModelLoadError,
+    ServerError,
     StatCycleError,
     TokentrustError,
     UndefinedMetricWarning,
@@ -26,35 +28,50 @@ from .errors import (
 )
 from .estimators.base import Estimator, build_estimator
 from .loading import load
-from .registry import estimators
 from .scores import Level, Scores
 from .stat import Context, Stat
-from .trace import Message, Trace
+from .trace import Message, TokenRecord, Trace
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tokentrust")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 
 def list_estimators() -> list[str]:
-    """Ids of every registered estimator."""
-    return estimators.names()
+    """Ids of every registered estimator (``tokentrust.registry.estimators`` holds the classes)."""
+    return registry.estimators.names()
 
 
 __all__ = [
     "DEFAULT_ESTIMATORS",
     "Annotated",
     "Backend",
+    "BusyError",
     "Capability",
     "CapabilityError",
     "Context",
     "ContextLengthError",
+    "Decision",
     "Estimator",
     "GenerationConfig",
     "Level",
     "Message",
     "ModelLoadError",
+    "Policy",
+    "RenderedPrompt",
     "Scores",
+    "ServerError",
     "Stat",
     "StatCycleError",
+    "TokenRecord",
     "TokentrustError",
     "Trace",
     "UndefinedMetricWarning",
@@ -64,7 +81,6 @@ __all__ = [
     "annotate",
     "build_estimator",
     "check_compatible",
-    "estimators",
     "list_estimators",
     "load",
 ]

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .config import Record
-from .errors import UnknownNameError
+from .decide.policy import Decision, Policy
+from .errors import TokentrustError, UnknownNameError
 from .estimators.base import Estimator, build_estimator
 from .scores import Level, Scores
 from .stat import Context
@@ -26,17 +27,32 @@ DEFAULT_ESTIMATORS: tuple[str, ...] = (
 
 
 class Annotated(Record):
-    """A trace and the scores computed on it; renders itself in notebooks."""
+    """A trace, the scores computed on it and, when a policy was applied, what to tell the user.
+
+    This is also the ``tokentrust`` object the confidence proxy adds to each reply, so a client loads it
+    back with ``Annotated.model_validate(reply["tokentrust"])``. Renders itself in notebooks.
+    """
 
     trace: Trace
     scores: list[Scores]
+    decision: Decision | None = None
 
     def __getitem__(self, estimator: str) -> Scores:
+        """The scores of ``estimator``: its canonical id, an alias or a spec (``msp``, ``name:key=value``)."""
+        wanted = {estimator}
+        try:
+            wanted.add(build_estimator(estimator).id)
+        except TokentrustError:
+            pass
         for s in self.scores:
-            if s.estimator == estimator:
+            if s.estimator in wanted:
                 return s
         names = ", ".join(s.estimator for s in self.scores)
         raise UnknownNameError(f"no scores for {estimator!r} in this result; present: {names}")
+
+    def decided(self, policy: Policy) -> Annotated:
+        """This result with ``policy``'s decision for its answer (``policy.score`` must be among the scores)."""
+        return self.model_copy(update={"decision": policy.decide(self[policy.score].value, self.trace.text)})
 
     @property
     def sequence_scores(self) -> list[Scores]:

@@ -1,9 +1,11 @@
 """Calibration maps: turn a confidence score into a probability of being correct (METHODS §12).
 
-Four sklearn-style calibrators share one shape: a keyword-only constructor that only stores
-parameters, ``fit(scores, correct) -> self``, ``transform(scores) -> ndarray``, fitted
-attributes ending in ``_``, and a JSON form (``to_json``/``from_json``, ``save``/``load``;
-never pickle). Fit on *confidence* (negate uncertainties first) on a held-out split.
+Four sklearn-style calibrators share one shape: a keyword-only dataclass whose fields are its
+parameters (the constructor only stores them; ``get_params`` and the JSON ``params`` come from the
+fields), ``fit(scores, correct) -> self``, ``transform(scores) -> ndarray``, fitted attributes ending
+in ``_``, and a JSON form (``to_json``/``from_json``, ``save``/``load``; never pickle). Each registers
+in :data:`tokentrust.registry.calibrators`. Fit on *confidence* (negate uncertainties first) on a
+held-out split. scikit-learn and ``scipy.optimize`` are imported only by the ``fit`` that needs them.
 
 =================  =====================================================================
 ``temperature``    ``sigmoid(s / T)``, one ``T > 0`` by NLL (needs a logit-like score)
@@ -26,18 +28,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, logit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from .errors import UserInputError
 from .metrics._base import _as_1d, check_pair
-from .registry import Registry
+from .registry import calibrators
 
 __all__ = [
     "Calibrator",
@@ -49,8 +49,6 @@ __all__ = [
     "load_calibrator",
     "make_calibrator",
 ]
-
-calibrators: Registry[Any] = Registry("calibrator")
 
 _FORMAT_VERSION = 1
 
@@ -83,19 +81,20 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
 # --------------------------------------------------------------------------- base
 
 
+@dataclass(kw_only=True, eq=False)
 class Calibrator:
-    """Base class: parameter handling, the fitted check and the JSON form."""
+    """Base class: parameters from the dataclass fields, the fitted check and the JSON form.
+
+    A subclass is a ``@dataclass(kw_only=True, eq=False)`` whose fields are its parameters; it names
+    its fitted attributes (ending in ``_``) in ``_fitted_names``.
+    """
 
     kind: ClassVar[str] = ""
-    _param_names: ClassVar[tuple[str, ...]] = ()
     _fitted_names: ClassVar[tuple[str, ...]] = ()
 
     def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+        """The constructor parameters, one per dataclass field, in field order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def is_fitted(self) -> bool:
@@ -185,6 +184,7 @@ class Calibrator:
 
 
 @calibrators.register(name="temperature")
+@dataclass(kw_only=True, eq=False)
 class TemperatureCalibrator(Calibrator):
     """Temperature scaling for a logit-like score: ``p = sigmoid(s / T)``, one ``T > 0`` by NLL.
 
@@ -193,11 +193,8 @@ class TemperatureCalibrator(Calibrator):
     """
 
     kind = "temperature"
-    _param_names = ("score_type",)
     _fitted_names = ("temperature_",)
-
-    def __init__(self, *, score_type: str = "logit") -> None:
-        self.score_type = score_type
+    score_type: str = "logit"
 
     def _logits(self, s: np.ndarray) -> np.ndarray:
         if self.score_type == "logit":
@@ -211,6 +208,8 @@ class TemperatureCalibrator(Calibrator):
         raise UserInputError(f"score_type={self.score_type!r} is not valid; use 'logit' or 'prob'")
 
     def fit(self, scores: Any, correct: Any) -> TemperatureCalibrator:
+        from scipy.optimize import minimize
+
         s, y = _fit_inputs(scores, correct)
         logits = self._logits(s)
         # The problem is scale-equivariant (T for c·z is c·T), so fit on logits of unit RMS, i.e.
@@ -235,6 +234,7 @@ class TemperatureCalibrator(Calibrator):
 
 
 @calibrators.register(name="platt")
+@dataclass(kw_only=True, eq=False)
 class PlattCalibrator(Calibrator):
     """Platt scaling ``p = sigmoid(a·s + b)`` (monotone, two parameters; default for unbounded scores).
 
@@ -244,14 +244,13 @@ class PlattCalibrator(Calibrator):
     """
 
     kind = "platt"
-    _param_names = ("C", "label_smoothing")
     _fitted_names = ("a_", "b_")
-
-    def __init__(self, *, C: float = 1e4, label_smoothing: bool = True) -> None:
-        self.C = C
-        self.label_smoothing = label_smoothing
+    C: float = 1e4
+    label_smoothing: bool = True
 
     def fit(self, scores: Any, correct: Any) -> PlattCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
         _positive("C", self.C)
         s, y = _fit_inputs(scores, correct)
         n_pos = float(y.sum())
@@ -287,6 +286,7 @@ class PlattCalibrator(Calibrator):
 
 
 @calibrators.register(name="isotonic")
+@dataclass(kw_only=True, eq=False)
 class IsotonicCalibrator(Calibrator):
     """Non-decreasing step map by pool-adjacent-violators (flexible; wants ~1000+ points).
 
@@ -297,10 +297,9 @@ class IsotonicCalibrator(Calibrator):
     kind = "isotonic"
     _fitted_names = ("x_thresholds_", "y_thresholds_")
 
-    def __init__(self) -> None:
-        pass
-
     def fit(self, scores: Any, correct: Any) -> IsotonicCalibrator:
+        from sklearn.isotonic import IsotonicRegression
+
         s, y = _fit_inputs(scores, correct)
         model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=True)
         model.fit(s, y)
@@ -313,6 +312,7 @@ class IsotonicCalibrator(Calibrator):
 
 
 @calibrators.register(name="histogram")
+@dataclass(kw_only=True, eq=False)
 class HistogramBinningCalibrator(Calibrator):
     """Equal-mass histogram binning: each bin maps to ``(k + 1) / (n + 2)`` (Beta(1,1) posterior mean).
 
@@ -321,11 +321,8 @@ class HistogramBinningCalibrator(Calibrator):
     """
 
     kind = "histogram"
-    _param_names = ("n_bins",)
     _fitted_names = ("bin_edges_", "bin_values_")
-
-    def __init__(self, *, n_bins: int = 10) -> None:
-        self.n_bins = n_bins
+    n_bins: int = 10
 
     def fit(self, scores: Any, correct: Any) -> HistogramBinningCalibrator:
         _positive("n_bins", self.n_bins, integer=True)

@@ -9,6 +9,8 @@ service can catch one class and print a message instead of a traceback::
     │   └── ContextLengthError                   prompt longer than the model's context
     ├── ModelLoadError                           model path/package missing or unreadable
     ├── CapabilityError                          backend lacks what an estimator needs
+    ├── ServerError                              a model server is unreachable or answered unusably
+    ├── BusyError                                too many answers already wait for the model
     └── StatCycleError                           a Stat depends on itself
 
     UndefinedMetricWarning (UserWarning)         metric undefined on this input; NaN returned
@@ -42,6 +44,25 @@ class ModelLoadError(TokentrustError):
 
 class CapabilityError(TokentrustError):
     """An estimator needs a capability (full distribution, sampling, …) the backend lacks."""
+
+
+class ServerError(TokentrustError):
+    """A model server could not be reached, refused the request, or answered with something unusable.
+
+    ``status`` is the HTTP status it answered with, when it answered at all.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BusyError(TokentrustError):
+    """Too many answers already wait for the model; ``retry_after`` suggests when to try again (seconds)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StatCycleError(TokentrustError):

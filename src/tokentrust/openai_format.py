@@ -1,10 +1,12 @@
-"""OpenAI-format responses (chat and completions JSON) turned into traces.
+"""The OpenAI wire format both ways: responses (chat and completions JSON, streamed or not) turned into
+traces, and token records written back as OpenAI ``logprobs`` objects.
 
-Used by the OpenAI-compatible backend and by :meth:`Trace.from_openai` for responses a user already has
-(pasted JSON, logs). Such a response gives each chosen token's log-probability and a few alternatives,
+Parsing serves the OpenAI-compatible backend and :meth:`Trace.from_openai` (responses a user already has:
+pasted JSON, logs). Such a response gives each chosen token's log-probability and a few alternatives,
 never the full next-token distribution, so the trace is black-box: ``entropy`` and the other
 distribution columns stay ``None``. Token ids are recorded when the server sends them (``"id"`` in an
-entry, or vLLM's ``"token_id:123"`` tokens), else ``-1``.
+entry, or vLLM's ``"token_id:123"`` tokens), else ``-1``. Encoding (:func:`chat_logprobs`,
+:func:`completion_logprobs`) serves the confidence proxy, which answers in the same format.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from .config import GenerationConfig
 from .errors import UserInputError
-from .trace import Message, Trace
+from .trace import Message, TokenRecord, Trace
 
 UNKNOWN_ID = -1
 _TOKEN_ID = re.compile(r"^token_id:(-?\d+)$")
@@ -158,7 +160,7 @@ def spans(text: str, entries: Sequence[TokenEntry]) -> tuple[list[tuple[int, int
 def trace_from_choice(
     choice: Mapping[str, Any], *, prompt: str | Sequence[Message], model_id: str, config: GenerationConfig,
     text: str | None = None, entries: Sequence[TokenEntry] | None = None, finish_reason: str | None = None,
-    prompt_text: str | None = None,
+    prompt_text: str | None = None, prompt_tokens: int | None = None,
 ) -> Trace:
     """One choice as a trace. Without log-probs the trace has the text and no token columns."""
     text = choice_text(choice) if text is None else text
@@ -184,7 +186,100 @@ def trace_from_choice(
         top_logprobs=[[t[1] for t in e.top] for e in entries],
         config=config,
         finish_reason="length" if finish == "length" else "forced" if finish == "forced" else "stop",
+        prompt_tokens=prompt_tokens,
     )
+
+
+def usage_prompt_tokens(body: Mapping[str, Any]) -> int | None:
+    """``usage.prompt_tokens`` of a response or chunk, when it is a non-negative integer."""
+    usage = body.get("usage")
+    value = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _record(index: int, entry: TokenEntry, text: str, start: int, end: int, special: bool) -> TokenRecord:
+    return TokenRecord(
+        index=index, id=entry.token_id, token=entry.token, text=text[start:end], offset=(start, end),
+        special=special, logprob=entry.logprob, top_ids=[t[2] for t in entry.top],
+        top_tokens=[t[0] for t in entry.top], top_logprobs=[t[1] for t in entry.top],
+    )
+
+
+def chunk_records(chunk: Mapping[str, Any], text: str, previous: Sequence[TokenRecord], *, chat: bool
+                  ) -> tuple[list[TokenRecord], str, str | None]:
+    """The token records one streamed chunk adds, the answer text after it, and its finish reason (if any).
+
+    A token spans the part of the chunk's text it brought (split by :func:`spans` when a chunk carries
+    several tokens); text before the chunk's first token that no earlier token claimed goes to that first
+    token, and the chunk's last token reaches to the chunk's end, so records tile the text.
+    """
+    choices = chunk.get("choices", [])
+    if choices is None:
+        choices = []
+    if not isinstance(choices, list):
+        raise UserInputError(f"'choices' must be a list, got {type(choices).__name__}")
+    records: list[TokenRecord] = []
+    finish = None
+    for choice in choices:
+        if not isinstance(choice, Mapping):
+            raise UserInputError(f"a choice must be an object, got {type(choice).__name__}")
+        if choice.get("index", 0) != 0:
+            continue
+        if chat:
+            delta = choice.get("delta") or {}
+            if not isinstance(delta, Mapping):
+                raise UserInputError(f"'delta' must be an object, got {type(delta).__name__}")
+            piece = delta.get("content") or ""
+        else:
+            piece = choice.get("text") or ""
+        if not isinstance(piece, str):
+            raise UserInputError(f"streamed text must be a string, got {type(piece).__name__}")
+        entries = choice_entries(choice) or []
+        finish = choice.get("finish_reason") or finish
+        before, text = len(text), text + piece
+        local, special = spans(piece, entries)
+        last = records[-1] if records else previous[-1] if previous else None
+        covered = last.offset[1] if last is not None else 0
+        for j, entry in enumerate(entries):
+            end = len(text) if j == len(entries) - 1 else max(covered, before + local[j][1])
+            records.append(_record(len(previous) + len(records), entry, text, covered, end, special[j]))
+            covered = end
+    return records, text, finish
+
+
+def chat_logprobs(records: Sequence[TokenRecord], n: int) -> dict[str, Any]:
+    """OpenAI chat ``logprobs`` (``content`` entries with ``n`` alternatives) for the non-special tokens."""
+    def number(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return {
+        "content": [
+            {"token": r.token, "logprob": number(r.logprob), "bytes": list(r.token.encode()),
+             "top_logprobs": [{"token": t, "logprob": number(lp), "bytes": list(t.encode())}
+                              for t, lp in zip(r.top_tokens[:n], r.top_logprobs[:n], strict=True)]}
+            for r in records if not r.special
+        ],
+        "refusal": None,
+    }
+
+
+def completion_logprobs(records: Sequence[TokenRecord], n: int, offset: int = 0) -> dict[str, Any]:
+    """OpenAI completions ``logprobs`` (tokens, their log-probs, ``n`` alternatives, text offsets)."""
+    def number(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    visible = [r for r in records if not r.special]
+    offsets, pos = [], offset
+    for r in visible:
+        offsets.append(pos)
+        pos += len(r.text)
+    return {
+        "tokens": [r.token for r in visible],
+        "token_logprobs": [number(r.logprob) for r in visible],
+        "top_logprobs": [{t: number(lp) for t, lp in zip(r.top_tokens[:n], r.top_logprobs[:n], strict=True)}
+                         for r in visible],
+        "text_offset": offsets,
+    }
 
 
 def _request_prompt(request: Mapping[str, Any]) -> str | list[Message]:

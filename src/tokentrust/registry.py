@@ -96,7 +96,10 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
 
     def _claim(self, key: str, aliases: tuple[str, ...]) -> None:
-        for candidate in (key, *aliases):
+        names = (key, *aliases)
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.kind} {key!r}: its id and aliases {aliases!r} repeat a name")
+        for candidate in names:
             if not candidate or candidate in self._items or candidate in self._aliases:
                 raise ValueError(f"{self.kind} {candidate!r} is already registered (or empty)")
 
@@ -172,6 +175,10 @@ class Registry(Generic[T]):
     def items(self) -> Iterator[tuple[str, T]]:
         """``(id, entry)`` in id order; lazy entries are imported."""
         return iter([(key, self.get(key)) for key in sorted(self._items)])
+
+    def in_registration_order(self) -> Iterator[tuple[str, T]]:
+        """``(id, entry)`` in the order they were registered (for tables whose columns follow the code)."""
+        return iter([(key, self.get(key)) for key in list(self._items)])
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._items or name in self._aliases)

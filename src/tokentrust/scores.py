@@ -7,7 +7,7 @@ from enum import Enum
 
 from pydantic import model_validator
 
-from .config import Record
+from .config import Float, Record
 
 
 class Level(str, Enum):
@@ -29,8 +29,8 @@ class Scores(Record):
     estimator: str
     level: Level
     spans: list[list[int]]
-    values: list[float]
-    raw: list[float]
+    values: list[Float]
+    raw: list[Float]
     is_probability: bool = False
 
     @model_validator(mode="after")

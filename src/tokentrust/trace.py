@@ -201,7 +201,16 @@ class Trace(Record):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Trace:
-        return cls.model_validate_json(data)
+        """A trace from its JSON; a corrupt or tampered one raises :class:`UserInputError` naming the problem."""
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "trace"
+            raise UserInputError(f"not a valid trace ({where}: {str(first['msg']).removeprefix('Value error, ')})"
+                                 ) from None
 
     @classmethod
     def from_openai(

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from _traces import make_trace
 
 import tokentrust as tt
+from _traces import make_trace
 from tokentrust import Scores, annotate
 from tokentrust.registry import estimators
 

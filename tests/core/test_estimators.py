@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from _traces import make_trace
 
 import tokentrust as tt
+from _traces import make_trace
 from tokentrust import CapabilityError, Context, UnknownNameError, UserInputError, annotate, build_estimator
 
 LP = [-0.1, -2.0, -0.5, -0.05]

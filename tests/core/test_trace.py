@@ -1,8 +1,8 @@
 import json
 
 import pytest
-from _traces import make_trace
 
+from _traces import make_trace
 from tokentrust import Trace, UserInputError
 
 

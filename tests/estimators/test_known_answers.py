@@ -12,7 +12,7 @@ from tokentrust.estimators.consistency import cluster_entropy
 from tokentrust.estimators.graph import degree_uncertainty, eccentricities, eigv, laplacian
 from tokentrust.estimators.sar import sentence_sar, token_sar_value
 from tokentrust.stats.clusters import greedy_clusters, nli_equivalent
-from tokentrust.stats.similarity import jaccard
+from tokentrust.stats.lexical import jaccard
 
 
 def blocks(*sizes):

@@ -9,16 +9,11 @@ from _samples import QUESTION
 import tokentrust as tt
 from tokentrust.backends.replay import ReplayBackend, text_trace
 from tokentrust.stats import SemanticClusters, SimilarityMatrix, resources
+from tokentrust.stats.embedding import default_embedding_model
+from tokentrust.stats.judge import JUDGE_PROMPT, judge_matrix, parse_yes_no
+from tokentrust.stats.nli import NliModel, nli_label_ids
 from tokentrust.stats.sampling import AnswerTexts, Samples
-from tokentrust.stats.similarity import (
-    JUDGE_PROMPT,
-    NliModel,
-    default_embedding_model,
-    judge_matrix,
-    nli_label_ids,
-    parse_yes_no,
-    similarity_backend,
-)
+from tokentrust.stats.similarity import make_similarity
 
 TEXTS = ["Victor Hugo", "It was Victor Hugo.", "Charles Dickens", "A cat sat on the mat."]
 
@@ -30,10 +25,10 @@ def test_embedding_matches_sentence_transformers_cosine():
     emb = direct.encode(TEXTS, convert_to_numpy=True)
     emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     expected = np.clip(emb @ emb.T, 0, 1)
-    got = similarity_backend("embedding").matrix(TEXTS)
+    got = make_similarity("embedding").matrix(TEXTS)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert got[0, 1] > got[0, 2] > got[0, 3]  # paraphrase > other author > unrelated
-    assert similarity_backend("embedding") is similarity_backend("embedding")  # loaded once per process
+    assert make_similarity("embedding").encoder() is make_similarity("embedding").encoder()  # loaded once per process
     assert any(spec.startswith("embedding:") for spec in resources.loaded())
 
 

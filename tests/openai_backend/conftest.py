@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,77 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from typing_extensions import Self
 
+from _llama import LlamaServer, stop, wait_ready
 from _servers import RunningServer, free_port
-
-MODEL_NAME = "smollm2"
-
-
-def wait_ready(url: str, proc: subprocess.Popen | None, log: Path, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server at {url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@dataclass
-class LlamaServer:
-    """``python -m llama_cpp.server`` on a fixed port; can be killed and restarted on the same port."""
-
-    log: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def spec(self) -> str:
-        return f"openai:{self.url}#{MODEL_NAME}"
-
-    def start(self) -> LlamaServer:
-        from tokentrust.backends.embedded import gguf_path
-
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", MODEL_NAME,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
-               "--logits_all", "true", "--verbose", "false"]
-        self.proc = subprocess.Popen(cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(self.url, self.proc, self.log, timeout=120)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-
-
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory) -> Iterator[LlamaServer]:
-    pytest.importorskip("llama_cpp.server", reason="run `make test` (it installs llama-cpp-python[server])")
-    server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +58,7 @@ class Faults:
     malformed: bool = False
     delay: float = 0.0
     strip_logprobs: bool = False
+    body: dict | None = None  # answer every request with this JSON instead
     requests: int = 0
 
 
@@ -154,6 +84,8 @@ class FaultProxy:
                 f.fail_count -= 1
                 headers = {"Retry-After": f.retry_after} if f.retry_after else None
                 return JSONResponse({"error": {"message": "injected fault"}}, status_code=f.fail_status, headers=headers)
+            if f.body is not None:
+                return JSONResponse(f.body)
             if f.malformed:
                 return Response('{"choices": [{"text": "Par', media_type="application/json")
             if f.delay:

@@ -6,12 +6,14 @@ import json
 import threading
 import time
 
+import httpx
 import pytest
 
 from _servers import closed_port
 from tokentrust.backends.openai import OpenAIBackend, ServerError
 from tokentrust.bench.runner import run
 from tokentrust.bench.spec import RunSpec
+from tokentrust.errors import CapabilityError
 
 QUESTION = "What is the capital of France?"
 
@@ -104,3 +106,54 @@ def test_server_killed_mid_benchmark_resumes_without_loss(spare_llama_server, tm
     assert result.n_generated + result.n_cached == 24 - len(done_before)
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 24 and ids[: len(done_before)] == done_before
     backend.close()
+
+
+def test_answers_that_change_shape_after_the_probe_are_refused(proxy):
+    """The probe saw log-probs; later answers without them (or without choices) are errors, never a trace
+    without tokens scored as if it were certain — and through the confidence proxy they are a 502."""
+    from _servers import RunningServer
+    from tokentrust import Capability
+    from tokentrust.serve import create_app
+
+    backend = OpenAIBackend(proxy.url, "smollm2", max_retries=0)
+    assert Capability.LOGPROBS in backend.capabilities
+    proxy.faults.strip_logprobs = True
+    with pytest.raises(ServerError, match="changed shape"):
+        backend.generate("What is 2 + 2?", max_new_tokens=4)
+    proxy.faults.strip_logprobs = False
+    proxy.faults.body = {"choices": "nope"}
+    with pytest.raises(ServerError, match="without a list of choices"):
+        backend.generate("What is 2 + 2?", max_new_tokens=4)
+    # this fault proxy answers streamed requests with plain JSON: the probe saw that, so no streaming
+    assert Capability.STREAMING not in backend.capabilities
+    with pytest.raises(CapabilityError, match="token by token needs streaming"):
+        list(backend.stream("What is 2 + 2?", max_new_tokens=4))
+    chat = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with RunningServer(create_app(backend)) as srv:
+        r = httpx.post(f"{srv.url}/v1/chat/completions", json=chat, timeout=60)
+        assert r.status_code == 502 and r.json()["error"]["type"] == "upstream_error"
+        assert "without a list of choices" in r.json()["error"]["message"]
+        r = httpx.post(f"{srv.url}/v1/chat/completions", json={**chat, "stream": True}, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "streaming_not_supported"
+    backend.close()
+
+
+def test_a_stream_answered_with_plain_json_is_named():
+    """A server whose streamed answer is not server-sent events fails with a clear error, not an empty answer."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from _servers import RunningServer
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat() -> JSONResponse:
+        return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}]})
+
+    with RunningServer(app) as srv:
+        backend = OpenAIBackend(f"{srv.url}/v1", "m", max_retries=0)
+        chunks = backend._chunks("chat/completions", {"model": "m", "messages": [], "stream": True})
+        with pytest.raises(ServerError, match="instead of server-sent events"):
+            backend._run(anext(chunks))
+        backend.close()

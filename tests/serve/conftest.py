@@ -40,7 +40,11 @@ def guarded_server(backend, runs_dir) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="session")
 def upstream_server(server, backend) -> Iterator[RunningServer]:
-    """A second tokentrust server that takes its answers (with logprobs) from ``server``."""
-    app = create_app(upstream=f"{server.url}/v1", upstream_model=backend.model_id)
-    with RunningServer(app) as srv:
+    """A second tokentrust server that takes its answers (with logprobs) from ``server``, as
+    ``tokentrust serve --upstream`` builds it: the same app over an OpenAI-compatible backend."""
+    from tokentrust.backends.openai import OpenAIBackend
+
+    up = OpenAIBackend.upstream(f"{server.url}/v1", backend.model_id)
+    with RunningServer(create_app(up, name=backend.model_id)) as srv:
         yield srv
+    up.close()

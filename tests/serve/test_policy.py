@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from tokentrust.decide.policy import ABSTAIN_TEXT, Policy, hedged
 from tokentrust.errors import UserInputError
-from tokentrust.serve.policy import ABSTAIN_TEXT, Policy, hedged
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ prefilled once and its cache repeated, never recomputed.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -28,8 +29,19 @@ from ..config import GenerationConfig
 from ..trace import TokenRecord, Trace
 from ._distribution import StepStats, step_stats
 
-if TYPE_CHECKING:
-    from .hf import HFBackend
+
+class DecodingModel(Protocol):
+    """What the loop needs of an in-process backend (:class:`~tokentrust.backends.hf.HFBackend` is one)."""
+
+    model: Any
+    pad_id: int
+    eos_ids: frozenset[int]
+    tokenizer_lock: threading.RLock
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def display(self, tid: int) -> str: ...
 
 
 class IncrementalDecoder:
@@ -159,7 +171,7 @@ def choose(logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
 class DecodeBatch:
     """Rows decoding together over one KV cache; rows join at step boundaries and leave when done."""
 
-    def __init__(self, backend: HFBackend) -> None:
+    def __init__(self, backend: DecodingModel) -> None:
         from transformers import DynamicCache
 
         self.backend = backend
@@ -197,12 +209,13 @@ class DecodeBatch:
         stats = step_stats(logits, chosen, max(r.config.top_k for r in rows))
         ids = chosen.tolist()
         backend = self.backend
-        for i, row in enumerate(rows):
-            row.add(ids[i], stats, i, backend.display)
-            if ids[i] in backend.eos_ids:
-                row.finish = "stop"
-            elif len(row.ids) >= row.max_new:
-                row.finish = "length"
+        with backend.tokenizer_lock:
+            for i, row in enumerate(rows):
+                row.add(ids[i], stats, i, backend.display)
+                if ids[i] in backend.eos_ids:
+                    row.finish = "stop"
+                elif len(row.ids) >= row.max_new:
+                    row.finish = "length"
         return chosen
 
     # ---- joining -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ token (SmolLM2's ``<|im_end|>``) is never dropped or shifted.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -80,6 +81,9 @@ class HFBackend:
         self.special_ids: frozenset[int] = frozenset(tokenizer.all_special_ids) | self.eos_ids
         self.pad_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self._display_cache: dict[int, str] = {}
+        # Fast tokenizers refuse concurrent use ("Already borrowed"); every call here goes through this lock,
+        # so the serving scheduler's worker can decode while request threads render prompts.
+        self.tokenizer_lock = threading.RLock()
 
     @classmethod
     def from_spec(cls, spec: str, **kwargs: Any) -> HFBackend:
@@ -130,6 +134,10 @@ class HFBackend:
     # ---- prompts -----------------------------------------------------------------------------------
     def render(self, prompt: Any, *, chat: bool = True) -> RenderedPrompt:
         """The prompt as recorded, the exact text the model sees (chat template applied) and its token ids."""
+        with self.tokenizer_lock:
+            return self._render(prompt, chat)
+
+    def _render(self, prompt: Any, chat: bool) -> RenderedPrompt:
         messages = as_messages(prompt)
         use_template = chat and getattr(self.tokenizer, "chat_template", None)
         if use_template:
@@ -153,21 +161,24 @@ class HFBackend:
         """Readable text of a vocabulary entry (byte-level pieces decoded; special tokens by name), memoised."""
         text = self._display_cache.get(tid)
         if text is None:
-            if tid in self.special_ids:
-                text = self.tokenizer.convert_ids_to_tokens(tid)
-            else:
-                text = self.tokenizer.decode([tid], clean_up_tokenization_spaces=False)
+            with self.tokenizer_lock:
+                text = self._decode_one(tid)
             self._display_cache[tid] = text
         return text
 
-    def row(self, prompt: Any, config: GenerationConfig, *, seed: int | None = None,
-            rendered: RenderedPrompt | None = None) -> Row:
-        """One answer to generate: its rendered prompt, length limit and (when sampling) seeded generator."""
+    def _decode_one(self, tid: int) -> str:
+        if tid in self.special_ids:
+            return str(self.tokenizer.convert_ids_to_tokens(tid))
+        return str(self.tokenizer.decode([tid], clean_up_tokenization_spaces=False))
+
+    def row(self, prompt: Any, config: GenerationConfig, *, rendered: RenderedPrompt | None = None) -> Row:
+        """One answer to generate: its rendered prompt, length limit and (when sampling) a generator seeded
+        with ``config.seed``, so the trace records the seed that reproduces it."""
         rendered = rendered or self.render(prompt, chat=config.chat)
         ids = rendered.token_ids or []
         generator = None
         if not config.greedy:
-            generator = torch.Generator(device=self.device).manual_seed((config.seed or 0) if seed is None else seed)
+            generator = torch.Generator(device=self.device).manual_seed(config.seed or 0)
         return Row(prompt=rendered.prompt, prompt_text=rendered.text, prompt_ids=ids, config=config,
                    max_new=min(config.max_new_tokens, self.context_length - len(ids)),
                    decoder=IncrementalDecoder(self.tokenizer, self.special_ids), generator=generator)
@@ -194,12 +205,12 @@ class HFBackend:
         self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
         max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10,
     ) -> list[Trace]:
-        """``n`` sampled answers; answer ``k`` draws with seed ``seed + k``. The prompt is encoded once and its
-        cache shared by every row (rows beyond ``batch_size`` take a second prefill)."""
+        """``n`` sampled answers; answer ``k`` draws with seed ``seed + k`` (and records it). The prompt is
+        encoded once and its cache shared by every row (rows beyond ``batch_size`` take a second prefill)."""
         cfg = sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
                             chat=chat, top_k=top_k)
         rendered = self.render(prompt, chat=cfg.chat)
-        rows = [self.row(prompt, cfg, seed=seed + k, rendered=rendered) for k in range(n)]
+        rows = [self.row(prompt, cfg.model_copy(update={"seed": seed + k}), rendered=rendered) for k in range(n)]
         for start in range(0, n, self.batch_size):
             batch = self.engine()
             batch.admit(rows[start : start + self.batch_size], shared_prompt=True)
@@ -242,7 +253,8 @@ class HFBackend:
         if isinstance(answer, str):
             if not answer.strip():
                 raise UserInputError("answer is empty; give the answer text to score")
-            answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            with self.tokenizer_lock:
+                answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
             if end_of_turn:
                 answer_ids = [*answer_ids, min(self.eos_ids) if self.tokenizer.eos_token_id is None
                               else self.tokenizer.eos_token_id]
@@ -262,8 +274,9 @@ class HFBackend:
         stats = step_stats(logits, torch.tensor(answer_ids, device=logits.device), top_k)
         cfg = GenerationConfig(max_new_tokens=len(answer_ids), top_k=top_k, chat=chat)
         row = self.row(prompt, cfg, rendered=rendered)
-        for i, tid in enumerate(answer_ids):
-            row.add(tid, stats, i, self.display)
+        with self.tokenizer_lock:
+            for i, tid in enumerate(answer_ids):
+                row.add(tid, stats, i, self.display)
         row.finish = "forced"
         return row.trace(self.model_id)
 

@@ -9,10 +9,12 @@ Model spec grammar (``tokentrust.load`` and ``--model``)::
 in ``/v1``); ``<model>`` is the name the server knows the model by. The API key comes from ``api_key=``
 or the ``OPENAI_API_KEY`` environment variable; local servers need none.
 
-What the server can give is probed once, on first use, with two one-token requests, and reported as
+What the server can give is probed once, on first use, with a few one-token requests, and reported as
 :attr:`OpenAIBackend.capabilities`: chosen-token log-probs and top alternatives (``logprobs`` /
-``top_logprobs`` on the chat endpoint) and prompt log-probs (completions ``echo`` + ``logprobs``, as vLLM
-gives; trusted only when they agree with the server's generation log-probs). Sampling is always available. Teacher-forced scoring of a chat prompt
+``top_logprobs`` on the chat endpoint), streaming, whether it honours ``n`` (several answers per request;
+otherwise sampling sends concurrent one-answer requests with seeds ``seed, seed+1, …``) and prompt log-probs
+(completions ``echo`` + ``logprobs``, as vLLM gives; trusted only when they agree with the server's
+generation log-probs). Sampling is always available. Teacher-forced scoring of a chat prompt
 (``forced_scoring``, used by ``p_true``) also needs the model's chat template, which a server does not
 reveal: pass ``chat_template=`` (the model folder, a ``.jinja`` file or the template text); raw-text
 scoring (``chat=False``) needs only ``echo``. A server never shows the full distribution, so exact entropy and the
@@ -35,7 +37,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,29 +45,28 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ..capability import Capability
 from ..config import GenerationConfig
-from ..errors import CapabilityError, TokentrustError, UserInputError
+from ..errors import CapabilityError, ServerError, UserInputError
 from ..openai_format import (
     UNKNOWN_ID,
     TokenEntry,
     choice_entries,
     choice_text,
+    chunk_records,
     render_prompt_text,
     spans,
     trace_from_choice,
+    usage_prompt_tokens,
 )
-from ..trace import Message, Trace, as_messages
-from .base import Capability
+from ..trace import Message, TokenRecord, Trace, as_messages
+from .base import RenderedPrompt, merged_config, sample_config
 
 T = TypeVar("T")
 PREFIX = "openai:"
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_TOP_LOGPROBS = 20  # the OpenAI API's limit on top_logprobs
 _ECHO_AGREEMENT = 0.1  # nats: echo vs generation log-prob of the same token in the same context
-
-
-class ServerError(TokentrustError):
-    """The server could not be reached, refused the request, or answered with something unusable."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,11 @@ class ChatTemplate:
 
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text, ending with the assistant's header (``add_generation_prompt=True``)."""
-        from jinja2.exceptions import TemplateError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        try:
+            from jinja2.exceptions import TemplateError
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+        except ImportError:
+            raise UserInputError("rendering a chat template needs jinja2: pip install 'tokentrust[templates]'") from None
 
         def raise_exception(message: str) -> None:
             raise TemplateError(message)
@@ -248,9 +252,10 @@ class OpenAIBackend:
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self._model = model
         self._capabilities: frozenset[Capability] | None = None
-        self._n_supported: bool | None = None  # learnt from the first sampling request
+        self._n_supported: bool | None = None  # the server returns n choices for n > 1 (probed)
         self._echo_ok: bool | None = None  # completions echo returns prompt log-probs
         self.chat_template = (
             chat_template if isinstance(chat_template, ChatTemplate | None) else ChatTemplate.load(chat_template)
@@ -262,6 +267,27 @@ class OpenAIBackend:
         """A backend for ``openai:<base_url>#<model>`` (see the module docstring for the grammar)."""
         parsed = ModelSpec.parse(spec)
         return cls(parsed.base_url, parsed.model, **kwargs)
+
+    @classmethod
+    def upstream(cls, base_url: str, model: str | None = None, *, api_key: str | None = None) -> OpenAIBackend:
+        """The server behind a confidence proxy (``tokentrust serve --upstream``): it fails fast (one quick
+        retry, 5 s to connect) so the proxy answers 502 at once when the server is down, and allows 64
+        requests in flight. Without ``model``, the first model the server lists."""
+        if not base_url.startswith(("http://", "https://")):
+            raise UserInputError(f"the upstream must be an http(s) URL such as http://127.0.0.1:8080/v1, got {base_url!r}")
+        options: dict[str, Any] = {"api_key": api_key, "max_retries": 1, "backoff": 0.2, "connect_timeout": 5.0,
+                                   "concurrency": 64}
+        backend = cls(base_url, model, **options)
+        if model is None:
+            try:
+                names = backend.model_names()
+            except ServerError as exc:
+                raise UserInputError(f"{exc}; start it or name the model (--upstream-model)") from None
+            if not names:
+                raise UserInputError(f"{base_url} lists no models; name one (--upstream-model)")
+            backend.close()
+            backend = cls(base_url, names[0], **options)
+        return backend
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r}, concurrency={self.concurrency})"
@@ -335,7 +361,7 @@ class OpenAIBackend:
                     failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                     if attempt >= self.max_retries:
                         raise ServerError(
-                            f"cannot reach {url} after {attempt + 1} tries ({failure}); is the server running?"
+                            f"cannot reach {url} after {attempt + 1} tries ({failure}): the server is unreachable; is it running?"
                         ) from None
                 else:
                     if response.status_code < 400:
@@ -354,10 +380,11 @@ class OpenAIBackend:
                         if probe and status not in (401, 403):  # an unsupported field or endpoint
                             return {"_status": status, "_message": _error_message(response)}
                         hint = " (set OPENAI_API_KEY or pass api_key=)" if status in (401, 403) else ""
-                        raise ServerError(f"{url} refused the request: HTTP {status}: {_error_message(response)}{hint}")
+                        raise ServerError(f"{url} refused the request: HTTP {status}: {_error_message(response)}{hint}",
+                                          status=status)
                     failure = f"HTTP {status}: {_error_message(response)}"
                     if attempt >= self.max_retries:
-                        raise ServerError(f"{url} failed {attempt + 1} times; last answer {failure}")
+                        raise ServerError(f"{url} failed {attempt + 1} times; last answer {failure}", status=status)
                     wait = _retry_after(response)
             delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2**attempt)
             await asyncio.sleep(delay * (1 if wait is not None else 0.75 + 0.5 * random.random()))
@@ -372,13 +399,27 @@ class OpenAIBackend:
             self.model_id = str(ModelSpec(self.base_url, self._model))
         return self._model
 
-    async def _only_model(self) -> str:
+    def model_names(self) -> list[str]:
+        """The model names the server lists at ``GET <base_url>/models``."""
+        return self._run(self._model_names())
+
+    async def _model_names(self) -> list[str]:
         client, _ = self._http()
         try:
             response = await client.get("models")
-            names = [m["id"] for m in response.json().get("data", [])]
+            names = [str(m["id"]) for m in response.json().get("data", [])]
+        except httpx.TransportError as exc:
+            raise ServerError(f"cannot reach {self.base_url}: the server is unreachable ({type(exc).__name__})"
+                              ) from None
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ServerError(f"cannot list the models of {self.base_url}: {exc}; name one with #<model>") from None
+            raise ServerError(f"cannot list the models of {self.base_url}: {exc}") from None
+        return names
+
+    async def _only_model(self) -> str:
+        try:
+            names = await self._model_names()
+        except ServerError as exc:
+            raise ServerError(f"{exc}; name the model with #<model>") from None
         if len(names) != 1:
             raise UserInputError(
                 f"{self.base_url} serves {len(names)} models ({', '.join(names[:10])}); "
@@ -391,7 +432,9 @@ class OpenAIBackend:
         """What the server gives, probed once: sampling always; log-probs and top-k if returned; forced
         scoring if ``echo`` returns prompt log-probs and the chat template is known."""
         if self._capabilities is None:
-            self._capabilities = self._run(self._probe())
+            with self._probe_lock:
+                if self._capabilities is None:
+                    self._capabilities = self._run(self._probe())
         return self._capabilities
 
     async def _probe(self) -> frozenset[Capability]:
@@ -414,7 +457,28 @@ class OpenAIBackend:
         self._echo_ok = await self._probe_echo(model)
         if self._echo_ok and self.chat_template is not None:
             found.add(Capability.FORCED_SCORING)
+        several = await self._post(
+            "chat/completions",
+            {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "temperature": 1.0,
+             "n": 2, "seed": 0},
+            probe=True,
+        )
+        self._n_supported = "_status" not in several and len(several.get("choices") or []) == 2
+        if await self._probe_stream(model):
+            found.add(Capability.STREAMING)
         return frozenset(found)
+
+    async def _probe_stream(self, model: str) -> bool:
+        """True when a one-token streamed chat request answers with server-sent chunks."""
+        try:
+            async for _ in self._chunks("chat/completions", {
+                "model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1,
+                "temperature": 0, "stream": True,
+            }):
+                pass
+        except ServerError:
+            return False
+        return True
 
     async def _probe_echo(self, model: str) -> bool:
         """True when completions ``echo`` returns prompt log-probs that agree with generation log-probs.
@@ -458,6 +522,19 @@ class OpenAIBackend:
                 f"(available: {', '.join(sorted(c.value for c in self.capabilities))})"
             )
 
+    def render(self, prompt: Any, *, chat: bool = True) -> RenderedPrompt:
+        """The prompt as recorded and as text; exact only for raw text or with a known chat template.
+
+        A server does not reveal its tokenizer, so token ids are unknown here (``n_tokens`` is ``None``; the
+        server's usage counts come back with each answer as ``Trace.prompt_tokens``).
+        """
+        messages = as_messages(prompt)
+        if not chat and messages is not None:
+            raise UserInputError("chat=False sends plain text to the completions endpoint; give the prompt as a string")
+        recorded: str | list[Message] = messages if messages is not None else prompt
+        return RenderedPrompt(prompt=recorded, text=self._prompt_text(recorded, chat), token_ids=None,
+                              exact=not chat or self.chat_template is not None)
+
     # ---- requests ------------------------------------------------------------------------------------
     def _payload(self, prompt: Any, cfg: GenerationConfig, *, n: int = 1) -> tuple[str, dict[str, Any], Any]:
         """(endpoint, request JSON, prompt as recorded) for one generation request."""
@@ -496,16 +573,118 @@ class OpenAIBackend:
 
     def _traces(self, body: dict[str, Any], recorded: Any, cfg: GenerationConfig) -> list[Trace]:
         choices = body.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise ServerError(f"{self.model_id} answered without choices: {json.dumps(body)[:200]}")
+        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+            raise ServerError(f"{self.model_id} answered without a list of choices: {json.dumps(body)[:200]}")
         try:
-            return [
+            traces = [
                 trace_from_choice(c, prompt=recorded, model_id=self.model_id, config=cfg,
-                                  prompt_text=self._prompt_text(recorded, cfg.chat))
+                                  prompt_text=self._prompt_text(recorded, cfg.chat),
+                                  prompt_tokens=usage_prompt_tokens(body))
                 for c in sorted(choices, key=lambda c: c.get("index", 0))
             ]
-        except (UserInputError, AttributeError, TypeError, KeyError) as exc:
+        except (UserInputError, AttributeError, TypeError, KeyError, ValueError) as exc:
             raise ServerError(f"{self.model_id} answered in an unexpected format: {exc}") from None
+        if Capability.LOGPROBS in self.capabilities and any(t.text and not len(t) for t in traces):
+            raise ServerError(
+                f"{self.model_id} answered without the log-probs it returned when probed; its answers changed shape"
+            )
+        return traces
+
+    # ---- streaming -----------------------------------------------------------------------------------
+    async def _chunks(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST a streamed request and yield each server-sent JSON chunk (connection problems retried first)."""
+        client, semaphore = self._http()
+        url = f"{self.base_url}/{path}"
+        attempt = 0
+        async with semaphore:
+            while True:
+                try:
+                    async with client.stream("POST", path, json=payload) as response:
+                        if response.status_code >= 400:
+                            await response.aread()
+                            status = response.status_code
+                            if status in _RETRY_STATUS and attempt < self.max_retries:
+                                wait = _retry_after(response)
+                            else:
+                                raise ServerError(f"{url} refused the streamed request: HTTP {status}: "
+                                                  f"{_error_message(response)}", status=status)
+                        else:
+                            kind = response.headers.get("content-type", "")
+                            if "text/event-stream" not in kind:
+                                body = (await response.aread())[:200]
+                                raise ServerError(f"{url} answered a streamed request with {kind or 'no content type'}"
+                                                  f" instead of server-sent events: {body!r}")
+                            received = 0
+                            async for line in response.aiter_lines():
+                                if not line.startswith("data:"):
+                                    continue
+                                data = line[5:].strip()
+                                if data == "[DONE]":
+                                    break
+                                try:
+                                    chunk = json.loads(data)
+                                except ValueError:
+                                    raise ServerError(f"{url} streamed an unreadable chunk: {data[:200]!r}") from None
+                                if not isinstance(chunk, dict):
+                                    raise ServerError(f"{url} streamed a chunk that is not an object: {data[:200]!r}")
+                                if "error" in chunk:
+                                    raise ServerError(f"{url} failed mid-stream: {str(chunk['error'])[:300]}")
+                                received += 1
+                                yield chunk
+                            if not received:
+                                raise ServerError(f"{url} ended the stream without sending any chunk")
+                            return
+                except httpx.TimeoutException:
+                    raise ServerError(f"{url}: no answer within the read timeout of {self.read_timeout:g} s") from None
+                except httpx.TransportError as exc:
+                    if attempt >= self.max_retries:
+                        raise ServerError(f"cannot reach {url} after {attempt + 1} tries ({type(exc).__name__}): "
+                                          "the server is unreachable; is it running?") from None
+                    wait = None
+                delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2**attempt)
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    def stream(self, prompt: Any, config: GenerationConfig | None = None, **overrides: Any
+               ) -> Iterator[TokenRecord | Trace]:
+        """Answer one prompt as the server streams it: a record per token as chunks arrive, then the trace.
+
+        Each token spans the text of the chunk that brought it, so the records' texts add up to the answer;
+        closing the iterator closes the connection (the server stops generating).
+        """
+        cfg = merged_config(config, overrides)
+        self.require(Capability.STREAMING, "answering token by token")
+        path, payload, recorded = self._payload(prompt, cfg)
+        payload = {**self.extra_body, **payload, "stream": True}
+        if cfg.chat:
+            payload["stream_options"] = {"include_usage": True}
+        chunks = self._chunks(path, payload)
+        records: list[TokenRecord] = []
+        text, finish, prompt_tokens = "", None, None
+        try:
+            while True:
+                try:
+                    chunk = self._run(anext(chunks))
+                except StopAsyncIteration:
+                    break
+                prompt_tokens = usage_prompt_tokens(chunk) or prompt_tokens
+                try:
+                    new, text, chunk_finish = chunk_records(chunk, text, records, chat=cfg.chat)
+                except (UserInputError, AttributeError, TypeError, KeyError, ValueError) as exc:
+                    raise ServerError(f"{self.model_id} streamed a chunk in an unexpected format: {exc}") from None
+                finish = chunk_finish or finish
+                for record in new:
+                    records.append(record)
+                    yield record
+        finally:
+            self._run(chunks.aclose())
+        if text and not records and Capability.LOGPROBS in self.capabilities:
+            raise ServerError(f"{self.model_id} streamed without the log-probs it returned when probed")
+        yield Trace.from_records(
+            records, text=text, model_id=self.model_id, prompt=recorded,
+            prompt_text=self._prompt_text(recorded, cfg.chat), config=cfg, prompt_tokens=prompt_tokens,
+            finish_reason="length" if finish == "length" else "stop",
+        )
 
     async def _generate_one(self, prompt: Any, cfg: GenerationConfig, n: int = 1) -> list[Trace]:
         path, payload, recorded = self._payload(prompt, cfg, n=n)
@@ -549,7 +728,7 @@ class OpenAIBackend:
         on_result: Callable[[int, Trace], None] | None = None, **overrides: Any,
     ) -> list[Trace]:
         """Answer several prompts concurrently (at most ``concurrency`` requests in flight), in order."""
-        cfg = GenerationConfig(**{**(config or GenerationConfig()).model_dump(), **overrides})
+        cfg = merged_config(config, overrides)
         for p in prompts:
             as_messages(p)  # fail on a bad prompt before any request
         self.capabilities  # noqa: B018  (probe once, before the concurrent requests)
@@ -559,30 +738,21 @@ class OpenAIBackend:
         self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
         max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10,
     ) -> list[Trace]:
-        """``n`` sampled answers: one request with ``n`` where the server honours it, else concurrent requests.
+        """``n`` sampled answers: one request with ``n`` where the server honours it (probed), else ``n``
+        concurrent one-answer requests with seeds ``seed, seed+1, …`` (answers differ and stay reproducible).
 
-        A server that ignores ``n`` (returns fewer choices) is asked for the rest one answer per request,
-        with seeds ``seed+1, seed+2, …`` so the answers differ and stay reproducible.
+        A server that returns fewer choices than asked is asked for the rest the same way.
         """
-        if n < 1:
-            raise UserInputError(f"n (number of samples) must be ≥ 1, got {n}")
-        if temperature <= 0:
-            raise UserInputError(f"sampling needs temperature > 0, got {temperature}")
-        update: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "seed": seed, "chat": chat,
-                                  "top_k": top_k}
-        if max_new_tokens is not None:
-            update["max_new_tokens"] = max_new_tokens
-        cfg = GenerationConfig(**update)
+        cfg = sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
+                            chat=chat, top_k=top_k)
         as_messages(prompt)
         self.capabilities  # noqa: B018
         return self._run(self._sample(prompt, n, cfg))
 
     async def _sample(self, prompt: Any, n: int, cfg: GenerationConfig) -> list[Trace]:
         traces: list[Trace] = []
-        if self._n_supported is not False:
+        if self._n_supported or n == 1:
             traces = (await self._generate_one(prompt, cfg, n=n))[:n]
-            if n > 1:
-                self._n_supported = len(traces) == n
         missing = n - len(traces)
         if missing:
             base = cfg.seed or 0

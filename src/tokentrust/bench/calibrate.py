@@ -1,25 +1,32 @@
-"""Calibrate one score of a finished run: fit a map on one split, measure ECE and Brier on the other."""
+"""Calibrate one score of a finished run: fit a map on one split, measure it on the other.
+
+The measures are the registered metrics that need probabilities (ECE and Brier among them), each under
+its benchmark column key, so ``before`` and ``after`` read like a row of ``metrics.json``.
+"""
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UndefinedMetricWarning, UserInputError
+from ..errors import UserInputError
+from .layout import load_items
+from .table import MetricColumn, metric_columns
 
-__all__ = ["calibrate_run"]
+__all__ = ["calibrate_run", "probability_columns"]
 
 
-def _ece_brier(correct: np.ndarray, prob: np.ndarray) -> dict[str, float | None]:
-    from ..metrics import brier, ece
+def probability_columns() -> tuple[MetricColumn, ...]:
+    """The benchmark columns of the metrics that only apply to probabilities (``ece``, ``brier``, …)."""
+    return tuple(c for c in metric_columns() if c.info.needs_probability)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        return {"ece": float(ece(correct, prob)), "brier": float(brier(correct, prob))}
+
+def _measure(correct: np.ndarray, quality: np.ndarray, prob: np.ndarray | None) -> dict[str, float | None]:
+    """Each probability metric of ``prob``; every value ``None`` when ``prob`` is not a probability."""
+    return {c.key: None if prob is None else c.compute(correct, quality, prob) for c in probability_columns()}
 
 
 def calibrate_run(
@@ -27,15 +34,16 @@ def calibrate_run(
 ) -> dict[str, Any]:
     """Fit ``method`` on ``1 - test_size`` of the run's items, evaluate on the rest, save the calibrator.
 
-    The split is stratified by correctness when both classes have at least two items. ``before`` is
-    ``None`` for scores that are not probabilities (ECE and Brier do not apply to them). The calibrator
+    The split is stratified by correctness when both classes have at least two items. ``before`` and
+    ``after`` map each probability metric's column key (``ece``, ``brier``) to its value on the held-out
+    split; ``before`` holds ``None`` for scores that are not probabilities (those metrics do not apply
+    to them), and so does any value undefined on the split. The calibrator
     is saved as ``calibrator-<estimator>-<method>.json`` in the run folder.
     """
     from sklearn.model_selection import train_test_split
 
     from ..calibration import make_calibrator
     from ..estimators.base import build_estimator
-    from .runner import load_items
 
     if not 0.0 < test_size < 1.0:
         raise UserInputError(f"test_size must be in (0, 1), got {test_size}")
@@ -43,21 +51,22 @@ def calibrate_run(
     items = load_items(run_dir)
     eid = build_estimator(estimator).id
     present = sorted({k for r in items for k in r["scores"]})
-    rows = [(r["scores"][eid]["value"], r["correct"], r["scores"][eid]["is_probability"])
+    rows = [(r["scores"][eid]["value"], r["correct"], r["quality"], r["scores"][eid]["is_probability"])
             for r in items if eid in r["scores"]]
     if not rows:
         raise UserInputError(f"{run_dir} has no scores for {eid!r}; present: {', '.join(present) or 'none'}")
     values = np.array([r[0] for r in rows], dtype=float)
     correct = np.array([r[1] for r in rows], dtype=float)
+    quality = np.array([r[2] for r in rows], dtype=float)
     keep = np.isfinite(values)
-    values, correct = values[keep], correct[keep]
-    is_probability = bool(rows[0][2])
+    values, correct, quality = values[keep], correct[keep], quality[keep]
+    is_probability = bool(rows[0][3])
     n_test = round(test_size * values.size)
     if n_test < 1 or values.size - n_test < 2:
         raise UserInputError(f"{values.size} scored items are too few to split with test_size={test_size}")
     stratify = correct if min(correct.sum(), (1 - correct).sum()) >= 2 else None
-    fit_v, test_v, fit_y, test_y = train_test_split(
-        values, correct, test_size=test_size, random_state=seed, stratify=stratify
+    fit_v, test_v, fit_y, test_y, _, test_q = train_test_split(
+        values, correct, quality, test_size=test_size, random_state=seed, stratify=stratify
     )
     kwargs = {"score_type": "prob"} if method == "temperature" and is_probability else {}
     calibrator = make_calibrator(method, **kwargs).fit(fit_v, fit_y)
@@ -70,8 +79,8 @@ def calibrate_run(
         "seed": seed,
         "n_fit": int(fit_v.size),
         "n_test": int(test_v.size),
-        "before": _ece_brier(test_y, test_v) if is_probability else {"ece": None, "brier": None},
-        "after": _ece_brier(test_y, calibrator.transform(test_v)),
+        "before": _measure(test_y, test_q, test_v if is_probability else None),
+        "after": _measure(test_y, test_q, calibrator.transform(test_v)),
         "calibrator": json.loads(calibrator.to_json()),
         "path": str(path),
     }

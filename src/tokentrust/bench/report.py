@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserInputError
+from .layout import METRICS_FILE, REPORT_FILE, load_items
+from .table import ORIENTATION_NOTE, MetricColumn, best_values, metric_columns, metric_groups
 
 __all__ = ["render_report", "write_report"]
 
 N_WRONG = 20
-_COLUMNS = (
-    ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("prr", "PRR"), ("auarc", "AUARC"), ("ece", "ECE"),
-    ("brier", "Brier"), ("selective_accuracy@50", "acc@50%"), ("selective_accuracy@80", "acc@80%"),
-    ("selective_accuracy@90", "acc@90%"), ("spearman", "Spearman"),
-)
 _CSS = """
 body{font-family:ui-sans-serif,system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -43,22 +40,30 @@ def _fmt(value: Any) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def _metrics_table(metrics: dict[str, Any]) -> str:
+def _metrics_table(metrics: dict[str, Any], columns: tuple[MetricColumn, ...]) -> str:
+    """Every metric column of every score; the best value of each column (by its orientation) in bold."""
     rows = metrics["estimators"]
-    best: dict[str, float] = {}
-    for key, _ in _COLUMNS:
-        vals = [r.get(key) for r in rows.values() if r.get(key) is not None]
-        if vals:
-            best[key] = min(vals) if key in ("ece", "brier") else max(vals)
-    head = "".join(f"<th>{label}</th>" for _, label in _COLUMNS)
+    best = best_values(rows.values(), columns)
+    head = "".join(
+        f'<th title="{"higher" if c.info.higher_is_better else "lower"} is better">{html.escape(c.label)}</th>'
+        for c in columns
+    )
     body = []
     for eid, r in rows.items():
-        cells = "".join(
-            f'<td class="{"tt-best" if r.get(k) is not None and r.get(k) == best.get(k) else ""}">{_fmt(r.get(k))}</td>'
-            for k, _ in _COLUMNS
-        )
+        marks = ["tt-best" if c.key in best and r.get(c.key) == best[c.key] else "" for c in columns]
+        cells = "".join(f'<td class="{mark}">{_fmt(r.get(c.key))}</td>' for c, mark in zip(columns, marks, strict=True))
         body.append(f"<tr><td>{html.escape(eid)}</td>{cells}<td>{r.get('n', '')}</td></tr>")
     return f'<table class="tt-metrics"><tr><th>estimator</th>{head}<th>n</th></tr>{"".join(body)}</table>'
+
+
+def _metrics_legend(columns: tuple[MetricColumn, ...]) -> str:
+    """How to read the table: the orientation of scores, then each group of metrics."""
+    lines = "".join(
+        f"<li>{html.escape(g.names(labels=True))}: {html.escape(g.describe(labels=True))}</li>"
+        for g in metric_groups(columns)
+    )
+    intro = f"<p class='tt-meta'>{ORIENTATION_NOTE.capitalize()}. Best in bold.</p>"
+    return f"{intro}<ul class='tt-meta'>{lines}</ul>"
 
 
 def _figure_html(fig: Any) -> str:
@@ -166,6 +171,7 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
     from plotly.offline import get_plotlyjs
 
     ids = list(metrics["estimators"])
+    columns = metric_columns()
     probs = {k for r in items for k, s in r["scores"].items() if s.get("is_probability")}
     prob_ids = [e for e in ids if e in probs]
     ds = metrics["dataset"]
@@ -189,10 +195,8 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
          f"accuracy {metrics['accuracy']:.3f} (rule: {html.escape(metrics['correctness_rule'])}) · "
          f"generation {html.escape(json.dumps(metrics['generation']))}</p>"),
         "<h2>How well each score predicts a correct answer</h2>",
-        ("<p class='tt-meta'>Scores are oriented higher = more trustworthy. ROC-AUC, PR-AUC (correct = positive), "
-         "AUARC and accuracy at 50/80/90 % coverage use the correct/incorrect label; PRR and Spearman the "
-         "continuous quality; ECE (15 bins) and Brier only probability scores. Best in bold.</p>"),
-        _metrics_table(metrics),
+        _metrics_legend(columns),
+        _metrics_table(metrics, columns),
         "<h2>Accuracy–coverage</h2>", _figure_html(_rejection_figure(items, ids)),
     ]
     if prob_ids:
@@ -212,8 +216,6 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
 
 def write_report(out: str | Path, *, metrics: dict[str, Any] | None = None, items: list[dict[str, Any]] | None = None) -> Path:
     """Write ``report.html`` into a run folder (from its saved files unless given) and return its path."""
-    from .runner import METRICS_FILE, REPORT_FILE, load_items
-
     out = Path(out)
     if metrics is None:
         path = out / METRICS_FILE

@@ -22,10 +22,8 @@ object with ``model_id``, ``capabilities`` and ``generate_many``; batching and c
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,22 +38,23 @@ from ..estimators.base import Estimator, build_estimator
 from ..scores import Level
 from ..stat import Context
 from .datasets import Dataset, Item, load_dataset
+from .layout import (
+    GENERATION_FAILURES_FILE,
+    ITEMS_FILE,
+    META_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    SPEC_FILE,
+    load_items,
+)
 from .quality import judge
+from .report import write_report
 from .spec import RunSpec, load_spec
 from .store import GenerationCache, ItemLog, canonical_json
+from .table import metric_columns, metric_notes
 
-__all__ = ["RunResult", "bench_estimators", "finalize", "run"]
-
-SPEC_FILE = "spec.toml"
-ITEMS_FILE = "items.jsonl"
-RESULTS_FILE = "results.parquet"
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.html"
-META_FILE = "run.json"
-GENERATION_FAILURES_FILE = "generation_failures.jsonl"
-
-#: Selective accuracy is reported at these coverages.
-COVERAGES = (0.5, 0.8, 0.9)
+__all__ = ["RunResult", "bench_estimators", "estimator_metrics", "finalize", "run"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +259,7 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
         from ..loading import load
 
         backend = load(spec.model)
-        if hasattr(backend, "batch_size"):
+        if spec.batch_size is not None and hasattr(backend, "batch_size"):
             backend.batch_size = spec.batch_size  # our own instance: batch as the spec says
     estimators = bench_estimators(spec.estimators, backend)
     check_compatible(estimators, backend)
@@ -276,8 +275,9 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
     failed = ItemLog(out / GENERATION_FAILURES_FILE)
     with GenerationCache(spec.cache) as cache, log, failed, _progress(progress) as bar:
         task = bar.add_task(f"{dataset.name} · {backend.model_id}", total=len(dataset.items), completed=len(done))
-        for start_i in range(0, len(pending), spec.batch_size):
-            batch = pending[start_i : start_i + spec.batch_size]
+        step = spec.batch_size or getattr(backend, "batch_size", None) or getattr(backend, "concurrency", 16)
+        for start_i in range(0, len(pending), step):
+            batch = pending[start_i : start_i + step]
             prompts = [item.prompt for item in batch]
             traces = cache.get_many(backend.model_id, prompts, config)
             missing = [i for i, t in enumerate(traces) if t is None]
@@ -318,14 +318,6 @@ def _write_meta(out: Path, spec: RunSpec, dataset: Dataset, backend: Any, estima
 # --------------------------------------------------------------------------- results and metrics
 
 
-def load_items(out: str | Path) -> list[dict[str, Any]]:
-    """Every finished item of a run folder, in the order written."""
-    out = Path(out)
-    if not (out / SPEC_FILE).exists():
-        raise UserInputError(f"{out} is not a run folder (no {SPEC_FILE}); give the folder `tokentrust bench` wrote")
-    return ItemLog(out / ITEMS_FILE).read()
-
-
 def results_frame(items: list[dict[str, Any]], estimator_ids: Sequence[str]) -> Any:
     """One row per item: id, prompt, answer, references, correct, quality, each score's value and raw."""
     import pandas as pd
@@ -348,34 +340,20 @@ def results_frame(items: list[dict[str, Any]], estimator_ids: Sequence[str]) -> 
     return pd.DataFrame(rows)
 
 
-def _quiet(fn: Any, *args: Any, **kwargs: Any) -> float | None:
-    """A metric value, ``None`` (JSON null) where it is undefined (one class, constant scores)."""
-    from ..errors import UndefinedMetricWarning
+def estimator_metrics(
+    correct: np.ndarray, quality: np.ndarray, values: np.ndarray, *, is_probability: bool
+) -> dict[str, Any]:
+    """Every benchmark metric of one score over the items where it is defined (NaN values left out, and counted).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        value = fn(*args, **kwargs)
-    return None if value is None or math.isnan(value) else float(value)
-
-
-def estimator_metrics(correct: np.ndarray, quality: np.ndarray, values: np.ndarray, *, is_probability: bool) -> dict[str, Any]:
-    """Every metric of one score over the items where it is defined (NaN values are left out, and counted)."""
-    from .. import metrics as m
-
+    The columns are the registered metrics' (:func:`~tokentrust.bench.table.metric_columns`); a column is
+    ``None`` where its metric is undefined, has no item, or needs a probability and the score is not one.
+    """
     keep = ~np.isnan(values)
     y, q, v = correct[keep].astype(float), quality[keep], values[keep]
     out: dict[str, Any] = {"n": int(keep.sum()), "n_missing": int((~keep).sum())}
-    if not keep.any():
-        return out | {k: None for k in ("roc_auc", "pr_auc", "prr", "auarc", "ece", "brier", "spearman")}
-    out["roc_auc"] = _quiet(m.roc_auc, y, v)
-    out["pr_auc"] = _quiet(m.pr_auc, y, v)
-    out["prr"] = _quiet(m.prr, q, v)
-    out["auarc"] = _quiet(m.auarc, y, v)
-    out["ece"] = _quiet(m.ece, y, v) if is_probability else None
-    out["brier"] = _quiet(m.brier, y, v) if is_probability else None
-    for c in COVERAGES:
-        out[f"selective_accuracy@{round(c * 100)}"] = _quiet(m.selective_accuracy, y, v, coverage=c)
-    out["spearman"] = _quiet(m.spearman, q, v)
+    for col in metric_columns():
+        usable = keep.any() and col.applies(is_probability=is_probability)
+        out[col.key] = col.compute(y, q, v) if usable else None
     return out
 
 
@@ -385,8 +363,6 @@ def finalize(out: str | Path) -> dict[str, Any]:
     Works on an unfinished run too (``metrics["complete"]`` is then false); deterministic, so running it
     again on the same items writes the same numbers.
     """
-    from .report import write_report
-
     out = Path(out)
     items = load_items(out)
     spec = load_spec(out / SPEC_FILE)
@@ -428,12 +404,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "accuracy": float(correct.mean()),
         "mean_quality": float(quality.mean()),
         "correctness_rule": items[0]["rule"],
-        "metric_notes": {
-            "orientation": "every score is oriented higher = more trustworthy",
-            "roc_auc, pr_auc, auarc, selective_accuracy": "against `correct` (pr_auc: correct = positive)",
-            "prr, spearman": "against the continuous `quality`",
-            "ece, brier": "only for scores that are probabilities (ece: 15 equal-width bins)",
-        },
+        "metric_notes": metric_notes(metric_columns()),
         "estimators": per_estimator,
         "failures": failures,
     }

@@ -7,7 +7,7 @@
     model = "./my-model"            # omit for the embedded SmolLM2-135M-Instruct
     estimators = ["msp", "logprob_quantile:alpha=0.05"]   # omit for the white-box defaults; ["all"]
     max_new_tokens = 24
-    batch_size = 16
+    batch_size = 16                 # omit to let the backend choose from the model's size and free memory
     out = "runs/r1"                 # omit for runs/<dataset>-<model>-<timestamp>
     seed = 0
 
@@ -52,7 +52,7 @@ class RunSpec(BaseModel):
     top_k: int = 10
     chat: bool = True
     correctness: str | None = None
-    batch_size: int = 16
+    batch_size: int | None = None  # rows decoded at once; None: the backend's own (from model size and memory)
     out: str | None = None
     cache: str | None = None
 
@@ -79,8 +79,8 @@ class RunSpec(BaseModel):
 
     @field_validator("batch_size")
     @classmethod
-    def _batch(cls, v: int) -> int:
-        if v < 1:
+    def _batch(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {v}")
         return v
 

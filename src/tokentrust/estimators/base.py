@@ -34,9 +34,10 @@ class Estimator(Stat[Scores]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         derived = snake_case(cls.__name__).lstrip("_")
-        parent = next((b for b in cls.__mro__[1:] if issubclass(b, Estimator)), None)
-        if parent is not None and parent.registry_id == derived and parent is not Estimator:
-            raise TypeError(f"{cls.__qualname__} would share the id {derived!r} of its parent; give it its own name")
+        ancestors = {b.registry_id for b in cls.__mro__[1:] if issubclass(b, Estimator) and b is not Estimator}
+        if derived in ancestors or derived in estimators:
+            raise TypeError(f"{cls.__qualname__} would share the id {derived!r} of another estimator "
+                            "(an ancestor or a registered one); give it its own name")
         cls.registry_id = derived
 
     @property

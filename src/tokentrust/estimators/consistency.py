@@ -17,9 +17,8 @@ from ..registry import estimators
 from ..scores import Level, Scores
 from ..stat import Context
 from ..stats.clusters import SemanticClusters
-from ..stats.similarity import LexicalSimilarity as _Lexical
-from ..stats.similarity import jaccard
-from ._sampled import SAMPLING, SAMPLING_WITH_LOGPROBS, SampledEstimator, sequence_logprobs
+from ..stats.lexical import LexicalSimilarity as _Lexical
+from ._sampled import SAMPLING, SAMPLING_WITH_LOGPROBS, ComparedEstimator, SampledEstimator, sequence_logprobs
 
 
 def cluster_entropy(ids: np.ndarray, log_weights: np.ndarray | None = None) -> float:
@@ -36,13 +35,24 @@ def cluster_entropy(ids: np.ndarray, log_weights: np.ndarray | None = None) -> f
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Clustered(SampledEstimator):
+class _Clustered(ComparedEstimator):
+    """Clusters the samples by meaning: ``rule`` for entailment similarities, ``threshold`` for the others
+    (see :mod:`tokentrust.stats.clusters`; the one that does not apply is refused)."""
+
     rule: Literal["strict", "lenient"] = "strict"
     threshold: float | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.semantic_clusters  # noqa: B018  (validates rule and threshold against the similarity)
+
+    @property
+    def semantic_clusters(self) -> SemanticClusters:
+        return SemanticClusters(texts=self.texts(), similarity=self.similarity, rule=self.rule,
+                                threshold=self.threshold)
+
     def clusters(self, ctx: Context) -> np.ndarray:
-        return ctx.get(SemanticClusters(texts=self.texts(), similarity=self.similarity, rule=self.rule,
-                                        threshold=self.threshold))
+        return ctx.get(self.semantic_clusters)
 
 
 @estimators.register(aliases=("se",))
@@ -93,6 +103,8 @@ class NumSemSets(_Clustered):
 class LexicalSimilarity(SampledEstimator):
     """Mean pairwise ROUGE-L F (``metric="rougeL"``) or word Jaccard of the samples over pairs i<j.
 
+    It compares by its own ``metric``, so it takes no ``similarity``.
+
     ``values`` = mean similarity in [0, 1]; ``raw`` = its negation, LM-Polygraph's uncertainty. One sample → 1.
     """
 
@@ -108,7 +120,7 @@ class LexicalSimilarity(SampledEstimator):
 
     def compute(self, ctx: Context) -> Scores:
         texts = list(ctx.get(self.texts()))
-        pair = jaccard if self.metric == "jaccard" else _Lexical("rougeL").pair
+        pair = _Lexical(metric=self.metric).pair
         sims = [pair(texts[i], texts[j]) for i in range(len(texts)) for j in range(i + 1, len(texts))]
         mean = float(np.mean(sims)) if sims else 1.0
         return self._scores(ctx, mean, -mean)

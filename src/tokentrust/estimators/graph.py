@@ -16,7 +16,7 @@ from ..errors import UserInputError
 from ..registry import estimators
 from ..scores import Level, Scores
 from ..stat import Context
-from ._sampled import SampledEstimator
+from ._sampled import ComparedEstimator
 
 
 def laplacian(w: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ def eccentricities(w: np.ndarray, threshold: float = 0.9) -> np.ndarray:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Graph(SampledEstimator):
+class _Graph(ComparedEstimator):
     level = Level.SEQUENCE
 
 

@@ -3,7 +3,8 @@
 The question and the trace's answer are put in LM-Polygraph's prompt; the two options ``True`` and ``False`` are
 teacher-forced as the reply, and their first-token probabilities are normalised over the two (so the score does
 not depend on how much mass other tokens take). ``n_brainstorm > 0`` lists that many sampled answers first
-("Here are some ideas that were brainstormed"), which needs sampling.
+("Here are some ideas that were brainstormed"), which needs sampling; ``temperature`` is theirs, so it is
+refused without them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ class PTrue(Estimator):
     def __post_init__(self) -> None:
         if self.n_brainstorm < 0:
             raise UserInputError(f"n_brainstorm must be ≥ 0, got {self.n_brainstorm}")
+        if self.n_brainstorm:
+            self.brainstorm  # noqa: B018  (validates temperature)
+        elif self.temperature != 1.0:
+            raise UserInputError(f"temperature={self.temperature!r} applies only when n_brainstorm > 0 "
+                                 "(it is the brainstormed answers' sampling temperature)")
+
+    @property
+    def brainstorm(self) -> Samples:
+        """The brainstormed answers listed before the trace's own."""
+        return Samples(n=self.n_brainstorm, temperature=self.temperature)
 
     @property
     def requires(self) -> frozenset[Capability]:
@@ -50,7 +61,7 @@ class PTrue(Estimator):
     def prompt(self, ctx: Context) -> str:
         brainstorm = ""
         if self.n_brainstorm:
-            ideas = [t.text.strip() for t in ctx.get(Samples(n=self.n_brainstorm, temperature=self.temperature))]
+            ideas = [t.text.strip() for t in ctx.get(self.brainstorm)]
             brainstorm = "Here are some ideas that were brainstormed:\n" + "\n".join(ideas) + "\n"
         return PROMPT.format(question=question_text(ctx.trace), brainstorm=brainstorm, answer=ctx.trace.text.strip())
 

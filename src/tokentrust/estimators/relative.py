@@ -9,14 +9,18 @@ Two ways to use it:
 * over a batch — :func:`relative_confidence` ``(items, backend, matchups=10, method="bradley_terry")`` gives one
   score per item from ``matchups`` random opponents each, drawn within the batch (the method as published);
 * per item — the :class:`RelativeConfidence` estimator plays the trace against a fixed reference pool of
-  questions (:data:`REFERENCE_QUESTIONS`, answered by the same model and rated by a round robin once per process),
-  so a single answer gets a score comparable across items (``relative_confidence`` in ``ask`` / ``bench``).
+  questions (``pool``, default :data:`REFERENCE_QUESTIONS`, answered by the same model in at most
+  ``pool_max_new_tokens`` tokens and rated by a round robin once per process), so a single answer gets a score
+  comparable across items (``relative_confidence`` in ``ask`` / ``bench``). The pool and its answer length
+  change the scores, so they are parameters (``-e 'relative_confidence:pool=["What is 2+2?","Name a colour."]'``).
 
 Replies that name neither question are skipped (counted in :class:`Matchups`), never read as a loss.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from collections.abc import Sequence
@@ -163,11 +167,13 @@ class ReferencePool:
     elo: np.ndarray
 
 
-def reference_pool(backend: Any, questions: Sequence[str] = REFERENCE_QUESTIONS, *, seed: int = 0) -> ReferencePool:
-    """Answer the reference questions and rate them by a full round robin (once per process and model)."""
+def reference_pool(backend: Any, questions: Sequence[str] = REFERENCE_QUESTIONS, *, max_new_tokens: int = 32,
+                   seed: int = 0) -> ReferencePool:
+    """Answer the reference questions (greedy, ``max_new_tokens``) and rate them by a full round robin (once per
+    process, model and setting)."""
 
     def build() -> ReferencePool:
-        answers = backend.generate_many(list(questions), max_new_tokens=32, temperature=0.0)
+        answers = backend.generate_many(list(questions), max_new_tokens=max_new_tokens, temperature=0.0)
         pairs = tuple((q, a.text.strip()) for q, a in zip(questions, answers, strict=True))
         schedule = [(i, j) for i in range(len(pairs)) for j in range(i + 1, len(pairs))]
         m = Matchups()
@@ -177,7 +183,8 @@ def reference_pool(backend: Any, questions: Sequence[str] = REFERENCE_QUESTIONS,
                 m.games.append((i, j, s))
         return ReferencePool(pairs, bradley_terry(m.wins(len(pairs))), elo(len(pairs), m.games, seed=seed))
 
-    return resources.load(f"relative-pool:{backend.model_id}:{hash(tuple(questions))}:{seed}", build)
+    digest = hashlib.sha256(json.dumps(list(questions)).encode()).hexdigest()[:16]
+    return resources.load(f"relative-pool:{backend.model_id}:{digest}:{max_new_tokens}:{seed}", build)
 
 
 def strength_against(pool_strength: np.ndarray, games: Sequence[tuple[int, float]], *, prior: float = 1.0,
@@ -197,23 +204,31 @@ def strength_against(pool_strength: np.ndarray, games: Sequence[tuple[int, float
 class RelativeConfidence(Estimator):
     """Relative confidence of the trace's answer from ``matchups`` games against a fixed reference pool.
 
-    ``values`` = ``raw`` = log Bradley–Terry strength relative to the pool (or Elo points); ordinal.
+    ``pool`` are the reference questions (a list is stored as a tuple), answered with at most
+    ``pool_max_new_tokens`` tokens. ``values`` = ``raw`` = log Bradley–Terry strength relative to the pool
+    (or Elo points); ordinal.
     """
 
     level = Level.SEQUENCE
     needs = frozenset({Capability.GENERATION})
     matchups: int = 8
     method: Literal["bradley_terry", "elo"] = "bradley_terry"
+    pool: tuple[str, ...] = REFERENCE_QUESTIONS
+    pool_max_new_tokens: int = 32
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise UserInputError(f"method {self.method!r} is unknown; valid: {', '.join(METHODS)}")
         if self.matchups < 1:
             raise UserInputError(f"matchups must be ≥ 1, got {self.matchups}")
+        object.__setattr__(self, "pool", _questions(self.pool))
+        if isinstance(self.pool_max_new_tokens, bool) or not isinstance(self.pool_max_new_tokens, int) \
+                or self.pool_max_new_tokens < 1:
+            raise UserInputError(f"pool_max_new_tokens must be an integer ≥ 1, got {self.pool_max_new_tokens!r}")
 
     def compute(self, ctx: Context) -> Scores:
         backend: Any = require_backend(ctx, "relative_confidence")
-        pool = reference_pool(backend, seed=0)
+        pool = reference_pool(backend, self.pool, max_new_tokens=self.pool_max_new_tokens, seed=0)
         rng = random.Random(ctx.seed)
         opponents = [rng.randrange(len(pool.pairs)) for _ in range(self.matchups)]
         me = (question_text(ctx.trace), ctx.trace.text.strip())
@@ -226,3 +241,13 @@ class RelativeConfidence(Estimator):
         else:
             value = float(np.log(strength_against(pool.bt_strength, games) / np.mean(pool.bt_strength)))
         return self._scores(ctx, value, value)
+
+
+def _questions(pool: Any) -> tuple[str, ...]:
+    """``pool`` as a tuple of non-empty question strings (a list from a CLI spec becomes a tuple)."""
+    if isinstance(pool, str) or not isinstance(pool, (list, tuple)) or not pool:
+        raise UserInputError(f"pool must be a non-empty list of questions, got {pool!r}")
+    bad = [q for q in pool if not isinstance(q, str) or not q.strip()]
+    if bad:
+        raise UserInputError(f"pool questions must be non-empty strings, got {bad[0]!r}")
+    return tuple(pool)

@@ -3,11 +3,13 @@
 Token relevance ``R(z_i) = 1 − g(x ⊕ s, x ⊕ s∖z_i)``: ``g`` is the similarity backend (default the offline
 sentence encoder instead of the paper's ``stsb-roberta-large`` cross-encoder; ``similarity=`` picks another),
 ``s∖z_i`` deletes token *i by position* (not every occurrence of its text, as the reference code does) and
-``⊕`` joins question and answer with a space. Special tokens have no text, so their relevance is 0.
-Relevances are normalised to sum to 1 (uniform when they are all 0).
+``⊕`` joins question and answer with a space. Special tokens (and tokens without text) have relevance 0.
+Relevances are normalised to sum to 1 (uniform over the tokens with text when they are all 0). What the
+similarity needs (a model of its own, or the generating model for ``judge``) is part of each estimator's
+``requires`` / ``uses_models``.
 
 ``raw`` is the SAR uncertainty (nats), ``values`` its negation. SentSAR's sample similarity is the shared
-answer-similarity matrix (answers without the question, except for NLI which prefixes it).
+answer-similarity matrix (the answers themselves; NLI prefixes the question, the judge shows it).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from ..registry import estimators
 from ..scores import Level, Scores
 from ..stat import Context, Stat
 from ..stats.sampling import Samples, question_text
-from ..stats.similarity import paired_similarity, split_spec
+from ..stats.similarity import make_similarity, paired_similarity
 from ..trace import Trace
-from ._sampled import SAMPLING_WITH_LOGPROBS, SampledEstimator, sequence_logprobs
+from ._sampled import SAMPLING_WITH_LOGPROBS, ComparedEstimator, sequence_logprobs
 from .base import Estimator
 
 
@@ -38,18 +40,24 @@ def token_relevances(traces: list[Trace], question: str, similarity: str, backen
     full, without, where = [], [], []
     for n, trace in enumerate(traces):
         text = trace.text
-        for i, (a, b) in enumerate(trace.offsets):
-            if b > a:
+        for i, ((a, b), special) in enumerate(zip(trace.offsets, trace.special, strict=True)):
+            if b > a and not special:
                 full.append(f"{question} {text}")
                 without.append(f"{question} {text[:a]}{text[b:]}")
                 where.append((n, i))
     g = paired_similarity(similarity, full, without, backend=backend, question="")
     out = [np.zeros(len(t)) for t in traces]
+    counted = [np.zeros(len(t), dtype=bool) for t in traces]
     for (n, i), gi in zip(where, g, strict=True):
         out[n][i] = max(1.0 - gi, 0.0)
+        counted[n][i] = True
     for n, r in enumerate(out):
         total = r.sum()
-        out[n] = r / total if total > 0 else np.full(len(r), 1.0 / max(len(r), 1))
+        if total > 0:
+            out[n] = r / total
+        else:  # no token changes the meaning: uniform over the tokens with text (all tokens if none has)
+            share = counted[n] if counted[n].any() else np.ones(len(r), dtype=bool)
+            out[n] = share / max(share.sum(), 1)
     return out
 
 
@@ -100,11 +108,17 @@ class TokenSar(Estimator):
     similarity: str = "embedding"
 
     def __post_init__(self) -> None:
-        split_spec(self.similarity)
+        object.__setattr__(self, "similarity", make_similarity(self.similarity).spec)  # one spelling, one id
+
+    @property
+    def requires(self) -> frozenset[Capability]:
+        """Log-probs plus what the similarity needs (the judge asks the generating model)."""
+        return self.needs | make_similarity(self.similarity).requires
 
     @property
     def uses_models(self) -> bool:
-        return split_spec(self.similarity)[0] in ("embedding", "nli")
+        """True when the similarity loads a model (embedding, nli)."""
+        return make_similarity(self.similarity).uses_models
 
     def compute(self, ctx: Context) -> Scores:
         e = token_sar_value(ctx.trace, ctx.get(TokenRelevance(similarity=self.similarity)))
@@ -112,7 +126,7 @@ class TokenSar(Estimator):
 
 
 @dataclass(frozen=True, kw_only=True)
-class _SarBase(SampledEstimator):
+class _SarBase(ComparedEstimator):
     level = Level.SEQUENCE
     needs = SAMPLING_WITH_LOGPROBS
     t: float = 0.001

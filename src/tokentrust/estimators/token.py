@@ -125,6 +125,8 @@ class _CpmiParams(Estimator):
     def __post_init__(self) -> None:
         if self.tau < 0 or self.lam < 0:
             raise UserInputError(f"cpmi needs tau ≥ 0 and lam ≥ 0, got tau={self.tau}, lam={self.lam}")
+        if self.lam == 0 and self.tau != _CpmiParams.tau:
+            raise UserInputError(f"tau={self.tau!r} applies only when lam > 0 (with lam=0 nothing is subtracted)")
 
 
 @estimators.register

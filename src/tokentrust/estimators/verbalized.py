@@ -15,7 +15,9 @@ Three independent choices, all parameters of :class:`Verbalized`:
   ``pair_rank`` (``top_k`` only: Bradley–Terry fit of the ranked guesses on the simplex; confidence = max P).
 
 ``values`` = ``raw`` = the confidence in [0, 1]; NaN when no reply states a readable confidence (a missing
-confidence stays missing, never 0).
+confidence stays missing, never 0). A parameter that the chosen strategy and sampling would ignore
+(``top_k`` without strategy top_k, ``temperature`` without self_random sampling, ``hints`` without misleading
+sampling, …) is refused when it is not the default, so equal ids always mean equal computations.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -85,8 +87,8 @@ PERTURBATIONS = (
     "Task:\n{prompt}",
     "A quick question for you.\n{prompt}",
 )
-#: Hint phrases of increasing authority for ``sampling="misleading"``.
-HINTS = (
+#: Hint phrases of increasing authority for ``sampling="misleading"`` (the default ``hints``).
+HINTS: tuple[str, ...] = (
     "I think the answer should be", "My teacher tells me the answer is", "The textbook shows that the answer is",
     "An expert says that the answer is", "Latest research shows that the answer is", "Wikipedia claims that the answer is",
     "I read online that the answer is", "I vaguely remember the answer is", "I am 80% sure the answer is",
@@ -175,6 +177,7 @@ class VerbalizedReplies(Stat[tuple[Reply, ...]]):
     top_k: int = 4
     steps: int = 3
     max_new_tokens: int | None = None
+    hints: tuple[str, ...] = HINTS
 
     def prompt(self, ctx: Context) -> str:
         q = question_text(ctx.trace)
@@ -214,7 +217,7 @@ class VerbalizedReplies(Stat[tuple[Reply, ...]]):
             decoy = _numeric_decoy(answer, rng) or (rng.choice(pool) if pool else None)
             if decoy is None:
                 break
-            hint = f"Hint: {HINTS[(i - 1) % len(HINTS)]} {decoy}."
+            hint = f"Hint: {self.hints[(i - 1) % len(self.hints)]} {decoy}."
             out.append(f"{prompt}\n{hint}\n{HINT_NOTE}")
         return out
 
@@ -234,7 +237,11 @@ class VerbalizedReplies(Stat[tuple[Reply, ...]]):
 @estimators.register(aliases=("verbalised",))
 @dataclass(frozen=True, kw_only=True)
 class Verbalized(Estimator):
-    """The model's stated confidence (Xiong et al.): prompting ``strategy`` × ``sampling`` × ``aggregation``."""
+    """The model's stated confidence (Xiong et al.): prompting ``strategy`` × ``sampling`` × ``aggregation``.
+
+    ``hints`` are the phrases that introduce a misleading answer (``sampling="misleading"``; a list is stored as
+    a tuple). Parameters the setting would ignore are refused unless they keep their default.
+    """
 
     level = Level.SEQUENCE
     needs = frozenset({Capability.GENERATION})
@@ -247,6 +254,7 @@ class Verbalized(Estimator):
     top_k: int = 4
     steps: int = 3
     max_new_tokens: int | None = None
+    hints: tuple[str, ...] = HINTS
 
     def __post_init__(self) -> None:
         for name, value, valid in (("strategy", self.strategy, STRATEGIES), ("sampling", self.sampling, SAMPLINGS),
@@ -258,9 +266,30 @@ class Verbalized(Estimator):
         if self.n_samples < 1 or self.top_k < 1 or self.steps < 1:
             raise UserInputError("n_samples, top_k and steps must be ≥ 1, got "
                                  f"{self.n_samples}, {self.top_k}, {self.steps}")
-        if self.sampling in ("self_random", "misleading"):
-            if self.temperature <= 0:
-                raise UserInputError(f"sampling needs temperature > 0, got {self.temperature}")
+        if self.sampling == "self_random" and self.temperature <= 0:
+            raise UserInputError(f"sampling needs temperature > 0, got {self.temperature}")
+        object.__setattr__(self, "hints", _phrases(self.hints))
+        self._refuse_ignored()
+
+    def _refuse_ignored(self) -> None:
+        """Refuse a non-default parameter that this strategy and sampling would not use (same id, same value)."""
+        several_replies = ("when several replies are combined (sampling other than none, n_samples ≥ 2, "
+                           "strategy other than self_probing)")
+        several = self.sampling != "none" and self.n_samples >= 2 and self.strategy != "self_probing"
+        applies = {  # parameter: (used in this setting, when it applies)
+            "n_samples": (self.sampling != "none", "with sampling self_random, perturbation or misleading"),
+            "temperature": (self.sampling == "self_random", "with sampling=self_random (other samplings are greedy)"),
+            "top_k": (self.strategy == "top_k", "with strategy=top_k"),
+            "steps": (self.strategy == "multi_step", "with strategy=multi_step"),
+            "hints": (self.sampling == "misleading", "with sampling=misleading"),
+            "aggregation": (several, several_replies),
+        }
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, (used, when) in applies.items():
+            value = getattr(self, name)
+            if not used and value != defaults[name]:
+                raise UserInputError(f"{name}={value!r} applies only {when}; here strategy={self.strategy!r}, "
+                                     f"sampling={self.sampling!r}")
 
     @property
     def requires(self) -> frozenset[Capability]:
@@ -271,11 +300,21 @@ class Verbalized(Estimator):
         replies = ctx.get(VerbalizedReplies(
             strategy=self.strategy, sampling=self.sampling,
             n_samples=self.n_samples if self.sampling != "none" else 1, temperature=self.temperature,
-            top_k=self.top_k, steps=self.steps, max_new_tokens=self.max_new_tokens,
+            top_k=self.top_k, steps=self.steps, max_new_tokens=self.max_new_tokens, hints=self.hints,
         ))
         c = aggregate(list(replies), self.aggregation, misleading=self.sampling == "misleading",
                       probing=self.strategy == "self_probing")
         return self._scores(ctx, c, c)
+
+
+def _phrases(hints: Any) -> tuple[str, ...]:
+    """``hints`` as a tuple of non-empty phrases (a list from a CLI spec becomes a tuple)."""
+    if isinstance(hints, str) or not isinstance(hints, (list, tuple)) or not hints:
+        raise UserInputError(f"hints must be a non-empty list of phrases, got {hints!r}")
+    bad = [h for h in hints if not isinstance(h, str) or not h.strip()]
+    if bad:
+        raise UserInputError(f"hints must be non-empty strings, got {bad[0]!r}")
+    return tuple(hints)
 
 
 def aggregate(replies: list[Reply], aggregation: str, *, misleading: bool = False, probing: bool = False) -> float:

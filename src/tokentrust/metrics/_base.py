@@ -8,30 +8,60 @@ into validated float arrays without touching the caller's objects, and raise
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
+from .. import registry as _registry
 from ..errors import UndefinedMetricWarning, UserInputError
-from ..registry import metrics
+from ..registry import Registry, snake_case
+from .info import Column, MetricInfo, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def metric(
-    *, higher_is_better: bool, needs_probability: bool, aliases: tuple[str, ...] = ()
+    *,
+    higher_is_better: bool,
+    needs_probability: bool,
+    target: Target,
+    label: str | None = None,
+    bench: bool | Sequence[Column] = True,
+    terminal: bool = True,
+    note: str = "",
+    aliases: tuple[str, ...] = (),
+    registry: Registry[Any] | None = None,
 ) -> Callable[[F], F]:
-    """Mark ``fn`` as a scalar metric: set its orientation attributes and register it.
+    """Register ``fn`` as a scalar metric and attach its :class:`~tokentrust.metrics.info.MetricInfo`.
 
     ``needs_probability=True`` means the second argument must lie in ``[0, 1]`` (ECE, Brier);
-    ``False`` means any real-valued, higher-is-more-trustworthy confidence works.
+    ``False`` means any real-valued, higher-is-more-trustworthy confidence works. ``target`` is what
+    the first argument is: the binary ``"correct"`` label or the continuous ``"quality"``.
+    ``bench=True`` reports the metric with default parameters as one column headed ``label``
+    (default: the id); a sequence of :class:`~tokentrust.metrics.info.Column` reports those instead;
+    ``False`` leaves it out of benchmark tables. ``terminal=False`` keeps it out of the short terminal
+    table only. ``registry`` defaults to :data:`tokentrust.registry.metrics`. The function also gets
+    ``higher_is_better``, ``needs_probability`` and ``info`` attributes.
     """
 
     def decorate(fn: F) -> F:
+        key = snake_case(fn.__name__)
+        shown = label or key
+        if bench is True:
+            columns: tuple[Column, ...] = (Column(key=key, label=shown),)
+        elif bench is False:
+            columns = ()
+        else:
+            columns = tuple(bench)
+        info = MetricInfo(
+            id=key, label=shown, target=target, higher_is_better=higher_is_better,
+            needs_probability=needs_probability, columns=columns, terminal=terminal, note=note,
+        )
+        (registry if registry is not None else _registry.metrics).register(fn, name=key, aliases=aliases)
+        fn.info = info  # type: ignore[attr-defined]
         fn.higher_is_better = higher_is_better  # type: ignore[attr-defined]
         fn.needs_probability = needs_probability  # type: ignore[attr-defined]
-        metrics.register(fn, aliases=aliases)
         return fn
 
     return decorate

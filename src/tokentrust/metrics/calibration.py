@@ -106,7 +106,9 @@ def reliability_diagram(
     return _reliability(y, p, n_bins, strategy)
 
 
-@metric(higher_is_better=False, needs_probability=True)
+@metric(
+    higher_is_better=False, needs_probability=True, target="correct", label="ECE", note="15 equal-width bins"
+)
 def ece(correct: Any, prob: Any, *, n_bins: int = 15, strategy: Strategy = "uniform") -> float:
     """Expected calibration error over ``n_bins`` bins; empty bins are skipped.
 
@@ -118,7 +120,7 @@ def ece(correct: Any, prob: Any, *, n_bins: int = 15, strategy: Strategy = "unif
     return _reliability(y, p, n_bins, strategy).ece
 
 
-@metric(higher_is_better=False, needs_probability=True)
+@metric(higher_is_better=False, needs_probability=True, target="correct", label="Brier")
 def brier(correct: Any, prob: Any) -> float:
     """Brier score ``mean((prob − correct)²)``: a proper scoring rule, preferred over ECE for selection.
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ..errors import UserInputError
 from ._base import check_pair, finite_ranks, metric, undefined
+from .info import Column
 
 __all__ = [
     "RejectionCurve",
@@ -99,7 +98,7 @@ def _random_pra(quality: np.ndarray, n_rejections: int, n_permutations: int, see
 # --------------------------------------------------------------------------- ROC / PR
 
 
-@metric(higher_is_better=True, needs_probability=False, aliases=("auroc",))
+@metric(higher_is_better=True, needs_probability=False, target="correct", label="ROC-AUC", aliases=("auroc",))
 def roc_auc(correct: Any, confidence: Any) -> float:
     """Area under the ROC curve for telling correct (positive) from incorrect items.
 
@@ -107,13 +106,18 @@ def roc_auc(correct: Any, confidence: Any) -> float:
     ``±inf`` confidences become ``max+1``/``min-1`` of the finite ones, as in LM-Polygraph.
     NaN with :class:`UndefinedMetricWarning` when only one class is present (never 0.5).
     """
+    from sklearn.metrics import roc_auc_score  # imported here: sklearn takes most of a second to load
+
     y, c = check_pair(correct, confidence)
     if y.min() == y.max():
         return undefined(f"roc_auc is undefined: every item has correct={int(y[0])}")
     return float(roc_auc_score(y.astype(int), finite_ranks(c)))
 
 
-@metric(higher_is_better=True, needs_probability=False, aliases=("average_precision",))
+@metric(
+    higher_is_better=True, needs_probability=False, target="correct", label="PR-AUC",
+    note="correct = positive", aliases=("average_precision",),
+)
 def pr_auc(correct: Any, confidence: Any, *, positive: Literal["correct", "incorrect"] = "correct") -> float:
     """Average precision (area under the precision-recall curve).
 
@@ -124,6 +128,8 @@ def pr_auc(correct: Any, confidence: Any, *, positive: Literal["correct", "incor
     A random score scores the positive class's prevalence, so report the base rate alongside.
     NaN with :class:`UndefinedMetricWarning` when only one class is present.
     """
+    from sklearn.metrics import average_precision_score
+
     if positive not in ("correct", "incorrect"):
         raise UserInputError(f"positive={positive!r} is not valid; use 'correct' or 'incorrect'")
     y, c = check_pair(correct, confidence)
@@ -138,7 +144,7 @@ def pr_auc(correct: Any, confidence: Any, *, positive: Literal["correct", "incor
 # --------------------------------------------------------------------------- rejection
 
 
-@metric(higher_is_better=True, needs_probability=False)
+@metric(higher_is_better=True, needs_probability=False, target="quality", label="PRR")
 def prr(
     correct: Any,
     confidence: Any,
@@ -182,7 +188,7 @@ def prr(
     return float((pra - random) / (oracle - random))
 
 
-@metric(higher_is_better=True, needs_probability=False)
+@metric(higher_is_better=True, needs_probability=False, target="correct", label="AUARC")
 def auarc(correct: Any, confidence: Any) -> float:
     """Area under the accuracy-rejection (accuracy-coverage) curve, UQ-NLG's definition.
 
@@ -197,7 +203,19 @@ def auarc(correct: Any, confidence: Any) -> float:
     return _trapezoid(acc, np.linspace(0.0, 1.0, y.size))
 
 
-@metric(higher_is_better=True, needs_probability=False)
+#: Benchmarks report selective accuracy at these coverages (in %), one column each.
+_BENCH_COVERAGES = (50, 80, 90)
+
+
+@metric(
+    higher_is_better=True, needs_probability=False, target="correct", label="Selective accuracy",
+    bench=[
+        Column(key=f"selective_accuracy@{p}", label=f"acc@{p}%", params={"coverage": p / 100})
+        for p in _BENCH_COVERAGES
+    ],
+    terminal=False,
+    note=f"accuracy of the {'/'.join(map(str, _BENCH_COVERAGES))} % most confident answers",
+)
 def selective_accuracy(correct: Any, confidence: Any, *, coverage: float = 0.8) -> float:
     """Accuracy of the ``ceil(coverage·N)`` most confident items (METHODS §11.4).
 
@@ -254,7 +272,10 @@ def rejection_curve(correct: Any, confidence: Any) -> RejectionCurve:
 # --------------------------------------------------------------------------- correlations
 
 
-def _correlation(name: str, fn: Any, correct: Any, confidence: Any, *, allow_inf: bool) -> float:
+def _correlation(name: str, function: str, correct: Any, confidence: Any, *, allow_inf: bool) -> float:
+    """``scipy.stats.<function>(quality, confidence).statistic`` with the shared checks and NaN rules."""
+    from scipy import stats  # imported here: scipy.stats is slow to load
+
     q, c = check_pair(correct, confidence, binary=False, allow_inf=allow_inf)
     if q.size < 2:
         return undefined(f"{name} is undefined for fewer than two items", stacklevel=4)
@@ -263,31 +284,31 @@ def _correlation(name: str, fn: Any, correct: Any, confidence: Any, *, allow_inf
         return undefined(f"{name} is undefined: {which} is constant", stacklevel=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        return float(fn(q, finite_ranks(c)).statistic)
+        return float(getattr(stats, function)(q, finite_ranks(c)).statistic)
 
 
-@metric(higher_is_better=True, needs_probability=False)
+@metric(higher_is_better=True, needs_probability=False, target="quality", label="Spearman", terminal=False)
 def spearman(correct: Any, confidence: Any) -> float:
     """Spearman rank correlation between quality and confidence (positive = good).
 
     ``±inf`` confidences are ranked first/last. NaN with a warning on constant input.
     """
-    return _correlation("spearman", stats.spearmanr, correct, confidence, allow_inf=True)
+    return _correlation("spearman", "spearmanr", correct, confidence, allow_inf=True)
 
 
-@metric(higher_is_better=True, needs_probability=False)
+@metric(higher_is_better=True, needs_probability=False, target="quality", label="Pearson", bench=False)
 def pearson(correct: Any, confidence: Any) -> float:
     """Pearson linear correlation between quality and confidence; confidences must be finite.
 
     NaN with :class:`UndefinedMetricWarning` on constant input.
     """
-    return _correlation("pearson", stats.pearsonr, correct, confidence, allow_inf=False)
+    return _correlation("pearson", "pearsonr", correct, confidence, allow_inf=False)
 
 
-@metric(higher_is_better=True, needs_probability=False)
+@metric(higher_is_better=True, needs_probability=False, target="quality", label="Kendall", bench=False)
 def kendall(correct: Any, confidence: Any) -> float:
     """Kendall's tau-b between quality and confidence (positive = good).
 
     NaN with :class:`UndefinedMetricWarning` on constant input.
     """
-    return _correlation("kendall", stats.kendalltau, correct, confidence, allow_inf=True)
+    return _correlation("kendall", "kendalltau", correct, confidence, allow_inf=True)

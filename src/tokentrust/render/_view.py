@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..scores import Level, Scores
 from ..trace import Trace
+
+
+class ScoredAnswer(Protocol):
+    """What a renderer reads of a result (:class:`~tokentrust.Annotated` is one): the trace and its scores."""
+
+    @property
+    def trace(self) -> Trace: ...
+
+    @property
+    def scores(self) -> Sequence[Scores]: ...
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from ._view import TokenView, token_views
+from ..scores import Level, Scores
+from ._view import ScoredAnswer, TokenView, token_views
 from .colors import confidence_color, text_color
 
 if TYPE_CHECKING:
-    from ..annotated import Annotated
-    from ..scores import Scores
     from ..trace import Trace
 
 CSS = """
@@ -56,11 +55,11 @@ def render_trace_html(trace: Trace, *, colour_by: Scores | None = None) -> str:
     return f'<style>{CSS}</style><div class="tt-trace">{_tokens_html(trace, colour_by)}</div>'
 
 
-def render_html(result: Annotated, *, colour_by: Scores | None = None) -> str:
+def render_html(result: ScoredAnswer, *, colour_by: Scores | None = None) -> str:
     """HTML fragment of an annotated result: coloured answer plus a table of sequence scores."""
     rows = "".join(
         f"<tr><td>{html.escape(s.estimator)}</td><td>{s.value:.4g}</td><td>{s.raw[0]:.4g}</td></tr>"
-        for s in result.sequence_scores
+        for s in result.scores if s.level is Level.SEQUENCE
     )
     table = f'<table class="tt-scores"><tr><th>score</th><th>value</th><th>raw</th></tr>{rows}</table>'
     return (

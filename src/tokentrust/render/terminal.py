@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ._view import least_confident, token_views
+from ..scores import Level, Scores
+from ._view import ScoredAnswer, least_confident, token_views
 from .colors import confidence_color, text_color
-
-if TYPE_CHECKING:
-    from ..annotated import Annotated
-    from ..scores import Scores
 
 
 def _fmt(x: float) -> str:
     return "missing" if math.isnan(x) else f"{x:.4g}"  # NaN: the method gave no value (e.g. no stated confidence)
 
 
-def render_rich(result: Annotated, *, colour_by: Scores | None = None, n_alternatives: int = 3) -> Group:
+def render_rich(result: ScoredAnswer, *, colour_by: Scores | None = None, n_alternatives: int = 3) -> Group:
     """A rich renderable for an :class:`~tokentrust.annotated.Annotated` result."""
     views = token_views(result.trace, colour_by)
     answer = Text()
@@ -42,6 +38,6 @@ def render_rich(result: Annotated, *, colour_by: Scores | None = None, n_alterna
     table.add_column("score")
     table.add_column("value", justify="right")
     table.add_column("raw", justify="right")
-    for s in result.sequence_scores:
+    for s in (s for s in result.scores if s.level is Level.SEQUENCE):
         table.add_row(s.estimator, _fmt(s.value), _fmt(s.raw[0]))
     return Group(answer, Text(""), notes, Text(""), table)

@@ -1,11 +1,12 @@
-"""Web view and OpenAI-compatible confidence proxy: ``create_app(backend)`` or ``create_app(upstream=URL, ...)``.
+"""Web view and OpenAI-compatible confidence proxy over any backend: ``create_app(tokentrust.load(...))``.
 
 Needs the ``server`` extra (FastAPI, uvicorn). Run it with ``tokentrust serve``.
 """
 
 from __future__ import annotations
 
-from .app import Limits, create_app
-from .policy import Decision, Policy, hedged
+from ..decide.policy import Decision, Policy, hedged
+from .app import create_app
+from .state import Limits
 
 __all__ = ["Decision", "Limits", "Policy", "create_app", "hedged"]

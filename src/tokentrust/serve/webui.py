@@ -1,8 +1,8 @@
 """The web page (HTML/JS/CSS from ``render/templates``, nothing from elsewhere) and its small JSON API.
 
 The page asks through the OpenAI-compatible streaming route, so what it shows is what any client gets.
-``/api/score`` teacher-forces a pasted answer; ``/api/runs`` lists bench run folders under the runs
-directory that hold ``report.html`` or ``metrics.json``, served read-only under ``/runs/<name>/``.
+``/api/score`` teacher-forces a pasted answer (when the backend can); ``/api/runs`` lists bench run folders
+under the runs directory that hold ``report.html`` or ``metrics.json``, served read-only under ``/runs/<name>/``.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from pydantic import Field
 
-from ..annotated import annotate
+from ..capability import Capability
 from ..registry import estimators as estimator_registry
-from .app import APIError
-from .proxy import (
-    _UPSTREAM_CAPS,
-    TokentrustOptions,
-    _Strict,
-    extension,
-    parse_body,
-    plan,
-    require_key,
-    state_of,
-)
+from .errors import APIError
+from .planning import default_estimators, plan
+from .routes import scored
+from .schemas import ScoreRequest, parse_body
+from .state import require_key, state_of
 
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 RUN_FILES = ("report.html", "metrics.json")
@@ -55,36 +48,29 @@ async def static(name: str) -> Response:
 
 @api.get("/api/info")
 async def info(request: Request) -> dict[str, Any]:
-    """Served model, mode, limits, default policy and the estimators a request may choose."""
+    """Served model, what it can give, limits, default policy and the estimators a request may choose."""
     state = state_of(request)
-    caps = state.backend.capabilities if state.backend is not None else _UPSTREAM_CAPS
+    caps = await state.run(lambda: state.backend.capabilities)
     rows = []
     for name, cls in estimator_registry.items():
+        est = cls()
         rows.append({
-            "id": name, "level": cls.level.value, "is_probability": bool(cls.is_probability),
-            "available": cls().requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
+            "id": name, "level": est.level.value, "is_probability": bool(est.is_probability),
+            "available": est.requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
         })
-    defaults, policy = plan(state, None)
+    policy = state.policy
     return {
-        "model": state.model_id,
-        "mode": "upstream" if state.upstream is not None else "in-process",
-        "upstream": state.upstream.base_url if state.upstream is not None else None,
+        "model": state.name,
+        "backend": str(state.backend.model_id),
+        "capabilities": sorted(c.value for c in caps),
         "max_tokens": state.limits.max_tokens,
         "default_max_tokens": state.limits.default_max_tokens,
-        "can_score": state.backend is not None,
-        "default_estimators": [e.id for e in defaults],
+        "can_score": Capability.FORCED_SCORING in caps,
+        "can_stream": Capability.STREAMING in caps,
+        "default_estimators": [e.id for e in default_estimators(state)],
         "policy": {"score": policy.score, "hedge_below": policy.hedge_below, "abstain_below": policy.abstain_below},
         "estimators": rows,
     }
-
-
-class ScoreRequest(_Strict):
-    """A question and an answer the user already has."""
-
-    prompt: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    chat: bool = True
-    tokentrust: TokentrustOptions | None = None
 
 
 @api.post("/api/score")
@@ -92,17 +78,17 @@ async def score(request: Request) -> dict[str, Any]:
     """Teacher-force ``answer`` after ``prompt`` and return the same extension the proxy adds."""
     state = state_of(request)
     req: ScoreRequest = await parse_body(request, ScoreRequest)
-    if state.backend is None:
-        raise APIError(400, "scoring a given answer needs the model in process (the upstream only generates)",
-                       code="not_supported")
-    chosen, policy = plan(state, req.tokentrust)
     backend = state.backend
+    chosen, policy = await state.run(lambda: plan(state, req.tokentrust))
+    if Capability.FORCED_SCORING not in backend.capabilities:
+        raise APIError(400, f"{state.name} cannot score a given answer (it gives no teacher-forced log-probs)",
+                       code="not_supported")
+    top_k = state.limits.top_k
 
     def work() -> Any:
-        trace = backend.score(req.prompt, req.answer, chat=req.chat, top_k=state.limits.top_k)
-        return annotate(trace, chosen, backend=backend)
+        return scored(backend, backend.score(req.prompt, req.answer, chat=req.chat, top_k=top_k), chosen, policy)
 
-    return {"tokentrust": extension(await state.run_locked(work), policy)}
+    return {"tokentrust": (await state.run(work)).to_payload()}
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:

@@ -1,11 +1,15 @@
 """Semantic clusters of answers (METHODS.md §3.1 step 1): greedy, order-dependent, first member as representative.
 
-Equivalence of two answers:
+Equivalence of two answers depends on the similarity's kind:
 
-* NLI similarities: ``rule="strict"`` — both directions' argmax is *entail* (Kuhn et al.'s paper definition,
-  Farquhar et al.'s default); ``rule="lenient"`` — neither direction's argmax is *contradict*
-  (non-contradiction, Kuhn et al.'s code and Lin et al.).
-* embedding / lexical / judge: similarity ≥ ``threshold`` (defaults: embedding 0.8, lexical 0.5, judge 0.5).
+* entailment similarities (``nli:<model>``): ``rule="strict"`` — both directions' argmax is *entail* (Kuhn et
+  al.'s paper definition, Farquhar et al.'s default); ``rule="lenient"`` — neither direction's argmax is
+  *contradict* (non-contradiction, Kuhn et al.'s code and Lin et al.);
+* every other similarity: similarity ≥ ``threshold`` (default: the kind's ``default_threshold``, e.g.
+  embedding 0.8, lexical 0.5, judge 0.5).
+
+A ``rule`` other than strict without an entailment similarity, or a ``threshold`` with one, would be ignored
+and is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from typing import Literal
 import numpy as np
 
 from ..errors import UserInputError
+from ..registry import similarities
 from ..stat import Context, Stat
 from .sampling import AnswerTexts
-from .similarity import NliProbabilities, SimilarityMatrix, split_spec
+from .similarity import NliProbabilities, SimilarityMatrix, make_similarity
 
-DEFAULT_THRESHOLD = {"embedding": 0.8, "lexical": 0.5, "judge": 0.5}
+RULES = ("strict", "lenient")
 
 
 def greedy_clusters(m: int, equivalent: Callable[[int, int], bool]) -> np.ndarray:
@@ -57,17 +62,25 @@ class SemanticClusters(Stat[np.ndarray]):
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if self.rule not in ("strict", "lenient"):
+        if self.rule not in RULES:
             raise UserInputError(f"clustering rule must be 'strict' or 'lenient', got {self.rule!r}")
         if self.threshold is not None and not 0 <= self.threshold <= 1:
             raise UserInputError(f"clustering threshold must lie in [0, 1], got {self.threshold}")
+        sim = make_similarity(self.similarity)
+        if sim.entailment and self.threshold is not None:
+            by_threshold = ", ".join(name for name, kind in similarities.items() if not kind.entailment)
+            raise UserInputError(f"threshold={self.threshold!r} applies only to similarities clustered by a "
+                                 f"threshold ({by_threshold}); {self.similarity!r} clusters by rule")
+        if not sim.entailment and self.rule != "strict":
+            raise UserInputError(f"rule={self.rule!r} applies only to entailment similarities (nli:<model>); "
+                                 f"{self.similarity!r} clusters by threshold")
 
     def compute(self, ctx: Context) -> np.ndarray:
-        kind, _ = split_spec(self.similarity)
+        sim = make_similarity(self.similarity)
         m = len(ctx.get(self.texts))
-        if kind == "nli":
+        if sim.entailment:
             p = ctx.get(NliProbabilities(texts=self.texts, similarity=self.similarity))
             return greedy_clusters(m, nli_equivalent(p, self.rule))
         w = ctx.get(SimilarityMatrix(texts=self.texts, similarity=self.similarity))
-        thr = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD[kind]
+        thr = self.threshold if self.threshold is not None else sim.default_threshold
         return greedy_clusters(m, lambda i, j: bool(w[i, j] >= thr))

@@ -27,7 +27,8 @@ def require_backend(ctx: Context, what: str) -> object:
 
 @dataclass(frozen=True, kw_only=True)
 class Samples(Stat[tuple[Trace, ...]]):
-    """``n`` answers sampled for the trace's prompt (seed from the context, so results are reproducible).
+    """``n`` answers sampled for the trace's prompt (seed from the context, so results are reproducible),
+    in the trace's chat mode: a raw-prompt trace gets raw-prompt samples.
 
     Two estimators asking for equal ``Samples`` share one sampling call; any other setting is another key.
     """
@@ -50,7 +51,7 @@ class Samples(Stat[tuple[Trace, ...]]):
         max_new = self.max_new_tokens if self.max_new_tokens is not None else ctx.trace.config.max_new_tokens
         out = backend.sample(  # type: ignore[attr-defined]
             ctx.trace.prompt, n=self.n, temperature=self.temperature, top_p=self.top_p, seed=ctx.seed,
-            max_new_tokens=max_new,
+            max_new_tokens=max_new, chat=ctx.trace.config.chat,
         )
         return tuple(out)
 

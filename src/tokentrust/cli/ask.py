@@ -1,57 +1,20 @@
-"""The ``tokentrust`` command line. User errors print one line and exit 2, never a traceback."""
+"""``tokentrust ask``, ``score`` and ``estimators``: answer or score one question, list the scores."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated as Arg
 
 import typer
 from rich.console import Console
 
-from .errors import TokentrustError
-
-app = typer.Typer(
-    help="How far to trust each token and answer a language model writes.\n\n"
-    "Runs the embedded SmolLM2-135M-Instruct unless --model names another model.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True)
-
-ModelOpt = Arg[
-    str | None,
-    typer.Option("--model", "-m", help="Local model folder or hub id (transformers), or openai:<base_url>#<model> "
-                 "for an OpenAI-compatible server (key from OPENAI_API_KEY). Default: embedded SmolLM2."),
-]
-EstimatorOpt = Arg[
-    list[str] | None,
-    typer.Option(
-        "--estimator", "-e",
-        help="Score to compute, repeatable, with parameters as name:key=value "
-        "(e.g. -e msp -e logprob_quantile:alpha=0.05). See `tokentrust estimators`.",
-    ),
-]
-JsonOpt = Arg[bool, typer.Option("--json", help="Print the trace and scores as JSON (schema in the README).")]
-TopKOpt = Arg[int, typer.Option("--top-k", help="Alternatives recorded per token.", min=0)]
-RawOpt = Arg[bool, typer.Option("--raw", help="Send the prompt as plain text, without the chat template.")]
-ColourOpt = Arg[
-    str | None,
-    typer.Option("--colour-by", help="Token-level score that colours the text (default: token_probability)."),
-]
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .options import ColourOpt, EstimatorOpt, JsonOpt, ModelOpt, RawOpt, TopKOpt
 
 
 def _show(result: object, as_json: bool, colour_by: str | None) -> None:
-    from .annotated import Annotated
-    from .estimators.base import build_estimator
-    from .render.terminal import render_rich
+    from ..annotated import Annotated
+    from ..estimators.base import build_estimator
+    from ..render.terminal import render_rich
 
     assert isinstance(result, Annotated)
     if as_json:
@@ -64,12 +27,11 @@ def _show(result: object, as_json: bool, colour_by: str | None) -> None:
 def _estimators_with_colour(estimators: list[str] | None, colour_by: str | None) -> list[str] | None:
     if colour_by is None:
         return estimators
-    from .annotated import DEFAULT_ESTIMATORS
+    from ..annotated import DEFAULT_ESTIMATORS
 
     return [*(estimators or DEFAULT_ESTIMATORS), colour_by]
 
 
-@app.command()
 def ask(
     prompt: Arg[str, typer.Argument(help="The question to ask the model.")],
     model: ModelOpt = None,
@@ -87,10 +49,10 @@ def ask(
 
     Example: tokentrust ask "What is the capital of Australia?" -e msp -e mean_token_entropy
     """
-    from . import annotate, load
-    from .annotated import resolve_estimators
-    from .capability import check_compatible
-    from .config import GenerationConfig
+    from .. import annotate, load
+    from ..annotated import resolve_estimators
+    from ..capability import check_compatible
+    from ..config import GenerationConfig
 
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, chat=not raw
@@ -105,7 +67,6 @@ def ask(
     _show(annotate(trace, chosen, backend=backend), json, colour_by)
 
 
-@app.command()
 def score(
     prompt: Arg[str, typer.Option("--prompt", "-p", help="The question the answer replies to.")],
     answer: Arg[str, typer.Option("--answer", "-a", help="The answer to score (teacher-forced).")],
@@ -120,9 +81,9 @@ def score(
 
     Example: tokentrust score --prompt "What is the capital of Australia?" --answer "Sydney."
     """
-    from . import annotate, load
-    from .annotated import resolve_estimators
-    from .capability import check_compatible
+    from .. import annotate, load
+    from ..annotated import resolve_estimators
+    from ..capability import check_compatible
 
     chosen = resolve_estimators(_estimators_with_colour(estimator, colour_by))
     backend = load(model)
@@ -131,13 +92,12 @@ def score(
     _show(annotate(trace, chosen, backend=backend), json, colour_by)
 
 
-@app.command("estimators")
 def list_estimators(json: JsonOpt = False) -> None:
     """List every estimator: id, level, what it needs, and what it measures."""
     import json as _json
     from dataclasses import fields
 
-    from .registry import estimators as registry
+    from ..registry import estimators as registry
 
     rows = []
     for name, cls in registry.items():
@@ -161,32 +121,9 @@ def list_estimators(json: JsonOpt = False) -> None:
     Console().print(table)
 
 
-# Commands that live in their own modules; each module defines ``register(app: typer.Typer) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ("cli_bench", "cli_serve")
 
 
-def _register_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}").register(app)
-
-
-_register_commands()
-
-
-def main() -> None:
-    """Entry point: run the app; turn tokentrust's user errors into one clear line and exit code 2."""
-    _quiet_libraries()
-    try:
-        app()
-    except TokentrustError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    app.command()(ask)
+    app.command()(score)
+    app.command("estimators")(list_estimators)

@@ -7,14 +7,15 @@ from typing import Annotated as Arg
 
 import typer
 
+from .options import ModelOpt
+
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
 def serve(
-    model: Arg[str | None, typer.Option("--model", "-m", help="Local model folder or hub id served in process. "
-                                        "Default: embedded SmolLM2.")] = None,
+    model: ModelOpt = None,
     upstream: Arg[str | None, typer.Option(help="Base URL of an OpenAI-compatible server that returns logprobs "
                                            "(e.g. http://127.0.0.1:8080/v1); requests go there instead.")] = None,
     upstream_model: Arg[str | None, typer.Option("--upstream-model", help="Model name to request upstream "
@@ -42,48 +43,36 @@ def serve(
 ) -> None:
     """Serve the web page and an OpenAI-compatible API that adds confidence to every answer.
 
+    Any model works: the embedded default or a local one in process (concurrent requests are decoded \
+in one batch), an OpenAI-compatible server (--upstream, or --model openai:<url>#<model>), or recorded \
+traces (--model replay:<file.jsonl>).
+
     Examples: tokentrust serve  ·  tokentrust serve --upstream http://127.0.0.1:8080/v1 --upstream-model foo
     """
-    import asyncio
-
     import uvicorn
 
-    from .errors import UserInputError
-    from .estimators.base import build_estimator
-    from .serve import Limits, Policy, create_app
+    from ..decide.policy import Policy
+    from ..errors import UserInputError
+    from ..estimators.base import build_estimator
+    from ..serve import Limits, create_app
 
     if model is not None and upstream is not None:
         raise UserInputError("give --model (served in process) or --upstream, not both")
     policy = Policy(score=build_estimator(policy_score).id, hedge_below=hedge_below, abstain_below=abstain_below)
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens,
                     default_max_tokens=min(128, max_tokens), top_k=top_k)
-    backend = None
+    name = None
     if upstream is not None:
-        if upstream_model is None:
-            upstream_model = asyncio.run(_first_upstream_model(upstream, upstream_api_key))
+        from ..backends.openai import OpenAIBackend
+
+        backend = OpenAIBackend.upstream(upstream, upstream_model, api_key=upstream_api_key)
+        name = backend.model
     else:
-        from . import load
+        from .. import load
 
         backend = load(model)
-    app = create_app(backend, upstream=upstream, upstream_model=upstream_model, upstream_api_key=upstream_api_key,
-                     api_key=api_key, runs_dir=runs, limits=limits, policy=policy)
+    app = create_app(backend, name=name, api_key=api_key, runs_dir=runs, limits=limits, policy=policy)
     shown = f"[{host}]" if ":" in host else host
-    sys.stderr.write(f"tokentrust serving {app.state.tt.model_id} on http://{shown}:{port}  "
+    sys.stderr.write(f"tokentrust serving {app.state.tt.name} on http://{shown}:{port}  "
                      f"(OpenAI base URL http://{shown}:{port}/v1)\n")
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-async def _first_upstream_model(url: str, key: str | None) -> str:
-    from .errors import UserInputError
-    from .serve.upstream import Upstream, UpstreamError
-
-    up = Upstream(url, "", key)
-    try:
-        names = await up.models()
-    except UpstreamError as exc:
-        raise UserInputError(f"{exc}; start it or give --upstream-model") from None
-    finally:
-        await up.aclose()
-    if not names:
-        raise UserInputError(f"upstream server {url} lists no models; give --upstream-model")
-    return names[0]

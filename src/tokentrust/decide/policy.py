@@ -9,9 +9,10 @@ calibrated probability). The numeric score always travels with the phrase (§7.1
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from ..config import Float, Record
 from ..errors import UserInputError
 
 Action = Literal["answer", "hedge", "abstain"]
@@ -36,21 +37,19 @@ def hedged(answer: str) -> str:
     return HEDGE_PREFIX + stripped
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What to do with one answer, the score it was based on, and the text to show."""
+class Decision(Record):
+    """What to do with one answer, the score it was based on, and the text to show (saved with the answer
+    in :class:`~tokentrust.Annotated`; an undefined score is written as ``null``)."""
 
     action: Action
     score: str
-    value: float
+    value: Float
     hedge_below: float
     abstain_below: float
     text: str
 
-    def to_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        out["value"] = None if math.isnan(self.value) else self.value
-        return out
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_payload()
 
 
 @dataclass(frozen=True)
@@ -84,4 +83,6 @@ class Policy:
             action, text = "hedge", hedged(answer)
         else:
             action, text = "answer", answer
-        return Decision(action, self.score, float(value), self.hedge_below, self.abstain_below, text)
+        return Decision(action=action, score=self.score, value=float(value), hedge_below=self.hedge_below,
+                        abstain_below=self.abstain_below, text=text)
+

@@ -11,8 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-_TABLE_COLUMNS = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("prr", "PRR"), ("auarc", "AUARC"),
-                  ("ece", "ECE"), ("brier", "Brier"))
+from .options import ModelOpt
 
 
 def _fmt(v: Any) -> str:
@@ -20,17 +19,27 @@ def _fmt(v: Any) -> str:
 
 
 def _print_table(metrics: dict[str, Any], report: Path) -> None:
+    """The columns of the metrics marked ``terminal`` (see :mod:`tokentrust.bench.table`), best in bold."""
     from rich.table import Table
 
+    from ..bench.table import best_values, metric_columns
+
+    columns = [c for c in metric_columns() if c.info.terminal]
+    rows = metrics["estimators"]
+    best = best_values(rows.values(), columns)
     ds = metrics["dataset"]
     title = (f"{ds['name']} ({ds.get('version')}) · {metrics['model']} · {metrics['n_items']} items · "
              f"accuracy {metrics['accuracy']:.3f}")
-    table = Table(title=title)
+    lower = any(not c.info.higher_is_better for c in columns)
+    table = Table(title=title, caption="↓ lower is better" if lower else None)
     table.add_column("estimator", overflow="fold")
-    for _, label in _TABLE_COLUMNS:
-        table.add_column(label, justify="right")
-    for eid, row in metrics["estimators"].items():
-        table.add_row(eid, *(_fmt(row.get(k)) for k, _ in _TABLE_COLUMNS))
+    for c in columns:
+        table.add_column(c.label if c.info.higher_is_better else f"{c.label} ↓", justify="right")
+    for eid, row in rows.items():
+        cells = [_fmt(row.get(c.key)) for c in columns]
+        cells = [f"[bold]{cell}[/]" if c.key in best and row.get(c.key) == best[c.key] else cell
+                 for c, cell in zip(columns, cells, strict=True)]
+        table.add_row(eid, *cells)
     console = Console()
     if not console.is_terminal:  # piped or redirected: do not cut estimator ids at 80 columns
         console.width = max(console.width, 100)
@@ -47,9 +56,10 @@ def bench(
     estimator: Arg[list[str] | None, typer.Option(
         "--estimator", "-e", help="Answer-level score, repeatable, as name:key=value. Default: every white-box score "
         "that needs only the trace; `-e all`: every answer-level score the model supports.")] = None,
-    model: Arg[str | None, typer.Option("--model", "-m", help="Local model folder or hub id, or openai:<base_url>#<model> for an OpenAI-compatible server. Default: embedded SmolLM2.")] = None,
+    model: ModelOpt = None,
     max_new_tokens: Arg[int | None, typer.Option("--max-new-tokens", "-n", help="Longest answer in tokens [default: 24].")] = None,
-    batch_size: Arg[int | None, typer.Option("--batch-size", "-b", help="Questions per generate call [default: 16].")] = None,
+    batch_size: Arg[int | None, typer.Option("--batch-size", "-b", help="Answers decoded at once "
+                                             "[default: chosen from the model's size and free memory].")] = None,
     concurrency: Arg[int | None, typer.Option(
         "--concurrency", "-c", min=1, help="Requests in flight to an openai:<base_url>#<model> server [default: 8]; "
         "also the questions per generate call unless --batch-size is given.")] = None,
@@ -69,9 +79,9 @@ def bench(
 
     Example: tokentrust bench --dataset capitals --limit 200
     """
-    from .bench.runner import run
-    from .bench.spec import RunSpec, load_spec
-    from .errors import UserInputError
+    from ..bench.runner import run
+    from ..bench.spec import RunSpec, load_spec
+    from ..errors import UserInputError
 
     options = {"dataset": dataset, "limit": limit, "estimators": estimator, "model": model,
                "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache}
@@ -86,11 +96,11 @@ def bench(
         if not (run_spec.model or "").startswith("openai:"):
             raise UserInputError("--concurrency applies to openai:<base_url>#<model> servers; "
                                  "in-process models batch with --batch-size")
-        from .loading import load
+        from ..loading import load
 
         backend = load(run_spec.model, concurrency=concurrency)
         if batch_size is None:  # give the server enough questions at once to keep `concurrency` requests busy
-            run_spec = run_spec.model_copy(update={"batch_size": max(run_spec.batch_size, concurrency)})
+            run_spec = run_spec.model_copy(update={"batch_size": max(run_spec.batch_size or 0, concurrency)})
     result = run(run_spec, backend=backend, progress=not no_progress and not json)
     if json:
         sys.stdout.write(_json.dumps({**result.metrics, "out": str(result.out), "report": str(result.report_path)},
@@ -109,7 +119,7 @@ def report(
 
     Works on an unfinished run too. Opens nothing.
     """
-    from .bench.runner import REPORT_FILE, finalize
+    from ..bench.runner import REPORT_FILE, finalize
 
     finalize(run_dir)
     sys.stdout.write(f"{run_dir / REPORT_FILE}\n")
@@ -127,7 +137,7 @@ def calibrate(
 
     Saves the calibrator as JSON in the run folder. Example: tokentrust calibrate runs/r1 -e msp
     """
-    from .bench.calibrate import calibrate_run
+    from ..bench.calibrate import calibrate_run
 
     result = calibrate_run(run_dir, estimator, method=method, test_size=test_size, seed=seed)
     if json:
@@ -135,14 +145,18 @@ def calibrate(
         return
     from rich.table import Table
 
-    table = Table("held-out split", "ECE", "Brier", title=f"{result['estimator']} · {result['method']} · "
-                  f"fit on {result['n_fit']}, evaluated on {result['n_test']}")
-    table.add_row("before", _fmt(result["before"]["ece"]), _fmt(result["before"]["brier"]))
-    table.add_row("after", _fmt(result["after"]["ece"]), _fmt(result["after"]["brier"]))
+    from ..bench.calibrate import probability_columns
+
+    columns = probability_columns()
+    table = Table("held-out split", *(c.label for c in columns), title=f"{result['estimator']} · "
+                  f"{result['method']} · fit on {result['n_fit']}, evaluated on {result['n_test']}")
+    for split in ("before", "after"):
+        table.add_row(split, *(_fmt(result[split].get(c.key)) for c in columns))
     console = Console()
     console.print(table)
-    if result["before"]["ece"] is None:
-        console.print(f"({result['estimator']} is not a probability, so it has no ECE/Brier before calibration)")
+    if all(v is None for v in result["before"].values()):
+        labels = "/".join(c.label for c in columns)
+        console.print(f"({result['estimator']} is not a probability, so it has no {labels} before calibration)")
     console.print(f"calibrator: {result['path']}", highlight=False, soft_wrap=True)
 
 

@@ -1,0 +1,44 @@
+"""The benchmark scripts measure what benchmarks/README.md says they measure (their selection, not speed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import tokentrust as tt
+from _traces import make_trace
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_selects_exactly_the_scores_a_trace_carries_alone():
+    chosen = _script("overhead").trace_only_estimators()
+    registry = tt.registry.estimators
+    expected = sorted(name for name, cls in registry.items() if cls().needs_only_trace)
+    assert sorted(chosen) == expected and len(chosen) == 13
+    for name in chosen:  # no model pass, no sampling, no other model (a sentence encoder …)
+        est = tt.build_estimator(name)
+        assert est.requires <= tt.capability.TRACE_CAPABILITIES and not est.uses_models
+    assert "token_sar" not in chosen and "semantic_entropy" not in chosen and "pmi" not in chosen
+    # and they really run on a saved white-box trace with no backend at all
+    trace = make_trace([-0.1, -1.2, -0.4], entropy=[0.3, 1.1, 0.6], kurtosis=[5.0, 1.0, 2.0], margin=[0.8, 0.1, 0.4])
+    result = tt.annotate(trace, chosen, with_token_forms=False)
+    assert {s.estimator for s in result.scores} == set(chosen)
+
+
+def test_bench_defaults_are_the_same_trace_only_answer_scores():
+    from tokentrust.bench.runner import bench_estimators
+
+    defaults = {e.id for e in bench_estimators(None)}
+    trace_only = set(_script("overhead").trace_only_estimators())
+    sequence_level = {n for n in trace_only if tt.build_estimator(n).level is tt.Level.SEQUENCE}
+    assert defaults == sequence_level
