@@ -5,7 +5,7 @@ parameters (the constructor only stores them; ``get_params`` and the JSON ``para
 fields), ``fit(scores, correct) -> self``, ``transform(scores) -> ndarray``, fitted attributes ending
 in ``_``, and a JSON form (``to_json``/``from_json``, ``save``/``load``; never pickle). Each registers
 in :data:`tokentrust.registry.calibrators`. Fit on *confidence* (negate uncertainties first) on a
-held-out split. scikit-learn and ``scipy.optimize`` are imported only by the ``fit`` that needs them.
+held-out split. scikit-learn and scipy are imported only by the functions that need them.
 
 =================  =====================================================================
 ``temperature``    ``sigmoid(s / T)``, one ``T > 0`` by NLL (needs a logit-like score)
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit, logit
 
 from .errors import UserInputError
 from .metrics._base import _as_1d, check_pair
@@ -51,6 +50,20 @@ __all__ = [
 ]
 
 _FORMAT_VERSION = 1
+
+
+def expit(x: Any) -> Any:
+    """The logistic function (scipy's, imported on first use so ``import tokentrust`` stays light)."""
+    from scipy.special import expit as _expit
+
+    return _expit(x)
+
+
+def logit(p: Any) -> Any:
+    """The log-odds of ``p`` (scipy's, imported on first use)."""
+    from scipy.special import logit as _logit
+
+    return _logit(p)
 
 
 # --------------------------------------------------------------------------- validation

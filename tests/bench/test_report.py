@@ -5,34 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from _bench_helpers import make_trace
+from _bench_helpers import hand_run_folder
 
-from tokentrust.bench.datasets import Dataset, Item
 from tokentrust.bench.report import N_WRONG
-from tokentrust.bench.runner import ITEMS_FILE, REPORT_FILE, _score_item, bench_estimators, finalize
-from tokentrust.bench.spec import RunSpec
-
-
-def _folder(tmp_path, n=30):
-    ests = bench_estimators(["msp", "perplexity", "mean_token_entropy"])
-    items = [Item(id=f"toy/{i}", prompt=f"Capital {i}?", references=["Paris"]) for i in range(n)]
-    dataset = Dataset(name="toy", version="1", correctness="contains", items=items)
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "spec.toml").write_text(RunSpec(dataset="capitals", out=str(out)).to_toml())
-    (out / "run.json").write_text(json.dumps({
-        "dataset": {"name": "toy", "version": "1", "n_items": n}, "model": "hand", "generation": {},
-        "estimators": [{"id": e.id, "is_probability": e.is_probability} for e in ests]}))
-    with (out / ITEMS_FILE).open("w") as fh:
-        for i, item in enumerate(items):
-            word = "Paris" if i % 3 == 0 else f"Lyon{i}"
-            trace = make_trace([-0.05 * (i % 7), -0.1 * (i % 5)], text_tokens=[word, "."], prompt=item.prompt)
-            fh.write(json.dumps(_score_item(item, trace, ests, None, dataset, seed=0)) + "\n")
-    return out
+from tokentrust.bench.runner import REPORT_FILE, finalize
 
 
 def test_report_is_self_contained_and_complete(tmp_path):
-    out = _folder(tmp_path)
+    out = hand_run_folder(tmp_path)
     finalize(out)
     page = (out / REPORT_FILE).read_text()
     assert not re.search(r"<script[^>]+src=[\"']?https?:", page), "no script may come from the network"
@@ -46,7 +26,7 @@ def test_report_is_self_contained_and_complete(tmp_path):
 
 
 def test_report_marks_an_unfinished_run(tmp_path):
-    out = _folder(tmp_path, n=6)
+    out = hand_run_folder(tmp_path, n=6)
     meta = json.loads((out / "run.json").read_text())
     meta["dataset"]["n_items"] = 10  # only 6 of 10 finished
     (out / "run.json").write_text(json.dumps(meta))

@@ -136,3 +136,51 @@ def test_empty_prompt_rejected(backend, bad):
 
     with pytest.raises(UserInputError, match="prompt is empty"):
         backend.generate(bad)
+
+
+def test_decoding_loop_equals_model_generate(backend):
+    """tokentrust's own loop (finished rows leave the batch, a shared prompt beginning computed once,
+    statistics reduced per step) against transformers' ``model.generate`` of each prompt alone: the same
+    tokens and the same raw log-probs (float32 noise of a different batch aside)."""
+    prompts = [*QUESTIONS, "Write one sentence about café crème ☕."]
+    traces = backend.generate_many(prompts, max_new_tokens=16)
+    for prompt, trace in zip(prompts, traces):
+        ids = backend.render(prompt).token_ids
+        with torch.no_grad():
+            out = backend.model.generate(
+                input_ids=torch.tensor([ids]), max_new_tokens=16, do_sample=False, output_logits=True,
+                return_dict_in_generate=True, pad_token_id=backend.pad_id, eos_token_id=sorted(backend.eos_ids),
+                top_k=None, temperature=None, top_p=None)
+        n = len(trace)
+        assert out.sequences[0, len(ids) : len(ids) + n].tolist() == trace.token_ids
+        logp = torch.log_softmax(torch.stack(out.logits, dim=1)[0, :n].float(), -1)
+        chosen = logp.gather(-1, torch.tensor(trace.token_ids)[:, None]).squeeze(-1).numpy()
+        np.testing.assert_allclose(trace.logprobs, chosen, atol=1e-4)  # batched (shared prefix) vs alone
+
+
+def test_a_shared_prompt_beginning_is_computed_once_and_changes_nothing(backend):
+    from tokentrust.backends._engine import run_rows
+
+    prompts = ["What is the capital of Peru?", "What is the capital of Chile?", "What is the capital of Mali?",
+               "Name a colour."]
+    cfg = GenerationConfig(max_new_tokens=12)
+    batch = backend.engine()
+    rows = [backend.row(p, cfg) for p in prompts]
+    run_rows(batch, rows, max_batch=8)
+    # the chat template's system prompt and headers: one cached beginning, common to every prompt
+    (prefix,) = batch._prefixes
+    rendered = [backend.render(p).token_ids for p in prompts]
+    assert len(prefix) >= batch.MIN_PREFIX and all(ids[: len(prefix)] == list(prefix) for ids in rendered)
+    for prompt, row in zip(prompts, rows):
+        alone = backend.generate(prompt, cfg)
+        shared = row.trace(backend.model_id)
+        assert shared.token_ids == alone.token_ids and shared.text == alone.text
+        np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-4)
+        np.testing.assert_allclose(shared.entropy, alone.entropy, atol=1e-4)
+
+
+def test_sample_k_is_the_answer_drawn_with_seed_plus_k(backend):
+    samples = backend.sample(QUESTIONS[1], n=3, temperature=1.2, seed=40, max_new_tokens=10)
+    for k, sample in enumerate(samples):
+        again = backend.generate(QUESTIONS[1], max_new_tokens=10, temperature=1.2, seed=40 + k)
+        assert sample.token_ids == again.token_ids and sample.config.seed == 40 + k

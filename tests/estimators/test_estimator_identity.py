@@ -96,7 +96,7 @@ def test_relative_confidence_pool_is_a_hashable_parameter():
         "relative_confidence"  # the default pool given as a list is the default
     assert tt.build_estimator("relative_confidence:pool_max_new_tokens=8").id == \
         "relative_confidence(pool_max_new_tokens=8)"
-    with pytest.raises(tt.UserInputError, match="pool must be a non-empty list of questions, got 'What'"):
+    with pytest.raises(tt.UserInputError, match="pool must be a non-empty list of texts, got 'What'"):
         tt.build_estimator("relative_confidence:pool=What")
     with pytest.raises(tt.UserInputError, match="pool_max_new_tokens must be an integer ≥ 1, got 0"):
         tt.build_estimator("relative_confidence:pool_max_new_tokens=0")
@@ -110,7 +110,7 @@ def test_hints_and_judge_length_change_the_id():
     assert tt.build_estimator("eigv:similarity=judge:max_new_tokens=8").id == \
         "eig_val_laplacian(similarity='judge:max_new_tokens=8')"
     assert tt.build_estimator("eigv:similarity=judge").id == "eig_val_laplacian(similarity='judge')"
-    with pytest.raises(tt.UserInputError, match="hints must be non-empty strings, got ''"):
+    with pytest.raises(tt.UserInputError, match="hints must hold non-empty texts, got ''"):
         tt.build_estimator('verbalized:sampling=misleading,hints=["Bob says", ""]')
 
 

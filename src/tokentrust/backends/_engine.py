@@ -12,12 +12,16 @@ Greedy rows take the argmax of the raw logits, exactly as ``model.generate(do_sa
 positions, masks and cache are reproduced here, and a test checks the tokens and logits against it). Sampled
 rows warp the logits (temperature, then top-p) and draw with their own seeded generator, so a seeded row
 gives the same answer whatever it is batched with. A shared prompt (``n`` samples of one question) is
-prefilled once and its cache repeated, never recomputed.
+prefilled once and its cache repeated, never recomputed; a shared prompt *beginning* (the system prompt and
+chat headers every question repeats) is computed once per batch and its cache reused by every row that
+starts with it (then the rest of each prompt sits after a few padding columns: the mask hides them and the
+positions skip them, so each row sees exactly its own prompt).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -158,13 +162,26 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def choose(logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
-    """The next id of each row: argmax of the raw logits (greedy), or a draw from the warped distribution."""
+    """The next id of each row: argmax of the raw logits (greedy), or a draw from the warped distribution.
+
+    Sampled rows are drawn together by inverting their cumulative distributions (float64) at one uniform
+    number each, taken from the row's own generator, so a row's draw does not depend on its batch.
+    """
     chosen = logits.argmax(-1)
-    for i, row in enumerate(rows):
-        if row.config.greedy:
-            continue
-        warped = top_p_filter(logits[i] / row.config.temperature, row.config.top_p)
-        chosen[i] = torch.multinomial(warped.softmax(-1), 1, generator=row.generator)[0]
+    sampled = [i for i, row in enumerate(rows) if not row.config.greedy]
+    if not sampled:
+        return chosen
+    index = torch.tensor(sampled, device=logits.device)
+    temperature = torch.tensor([rows[i].config.temperature for i in sampled], device=logits.device)
+    warped = logits[index] / temperature[:, None]
+    for j, i in enumerate(sampled):
+        if rows[i].config.top_p < 1.0:
+            warped[j] = top_p_filter(warped[j], rows[i].config.top_p)
+    cdf = warped.softmax(-1).double().cumsum(-1)
+    u = torch.stack([torch.rand((), generator=rows[i].generator, dtype=torch.float64, device=logits.device)
+                     for i in sampled])
+    draw = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    chosen[index] = draw.clamp_max(logits.shape[-1] - 1)
     return chosen
 
 
@@ -183,6 +200,8 @@ class DecodeBatch:
         self.n_real: torch.Tensor | None = None  # (B,) real tokens in the cache per row
         self.pending: torch.Tensor | None = None  # (B,) chosen ids not yet fed to the model
         self._new_cache = lambda: DynamicCache(config=self.model.config)
+        self._prefixes: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.can_merge_layers = _plain_layers(self._new_cache())
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._keep_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
@@ -223,20 +242,31 @@ class DecodeBatch:
         """Prefill ``rows`` and add the unfinished ones to the batch.
 
         ``shared_prompt``: every row has the same prompt ids; it is prefilled once and its cache repeated.
+        Otherwise prompts that begin with a known prefix (a system prompt and chat header that every
+        question repeats) reuse its cache: only the rest of each prompt is computed.
         """
         if not rows:
             return
         prompts = [rows[0].prompt_ids] if shared_prompt else [r.prompt_ids for r in rows]
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.backend.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, ids in enumerate(prompts):
+        prefix = self._prefix_for(prompts)
+        start = len(prefix[0]) if prefix is not None else 0
+        tails = [ids[start:] for ids in prompts]
+        width = max(len(t) for t in tails)
+        input_ids = torch.full((len(tails), width), self.backend.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(tails), start + width), dtype=torch.long)
+        attention[:, :start] = 1
+        positions = torch.ones((len(tails), width), dtype=torch.long)
+        for i, ids in enumerate(tails):
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            attention[i, width - len(ids) :] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
+            attention[i, start + width - len(ids) :] = 1
+            positions[i, width - len(ids) :] = torch.arange(start, start + len(ids))
+        input_ids, attention, positions = input_ids.to(self.device), attention.to(self.device), positions.to(self.device)
         cache = self._new_cache()
-        logits = self._forward(input_ids, attention, positions, cache, 0)
+        if prefix is not None:
+            for layer, (keys, values) in enumerate(prefix[1]):
+                cache.update(keys.expand(len(tails), -1, -1, -1).clone(),
+                             values.expand(len(tails), -1, -1, -1).clone(), layer)
+        logits = self._forward(input_ids, attention, positions, cache, start)
         if shared_prompt and len(rows) > 1:
             cache.batch_repeat_interleave(len(rows))
             attention = attention.repeat_interleave(len(rows), dim=0)
@@ -251,6 +281,41 @@ class DecodeBatch:
             cache.batch_select_indices(index)
             attention, n_real, chosen = attention[index], n_real[index], chosen[index]
         self._merge([rows[i] for i in keep], cache, attention, n_real, chosen)
+
+    #: A common beginning shorter than this is recomputed rather than shared.
+    MIN_PREFIX = 16
+    #: Prefix caches kept per batch (least recently used dropped first).
+    MAX_PREFIXES = 4
+
+    def _prefix_for(self, prompts: list[list[int]]) -> tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None:
+        """A cached prefix (ids, per-layer keys and values of one row) that every prompt extends by at least
+        one token; made here from the prompts' common beginning when several share one."""
+        if not self.can_merge_layers:
+            return None
+        shortest = min(len(p) for p in prompts)
+        best = None
+        for ids in self._prefixes:
+            if len(ids) < shortest and all(p[: len(ids)] == list(ids) for p in prompts):
+                if best is None or len(ids) > len(best):
+                    best = ids
+        if best is None and len(prompts) > 1:
+            common = len(os.path.commonprefix(prompts))
+            common = min(common, shortest - 1)
+            if common >= self.MIN_PREFIX:
+                best = tuple(prompts[0][:common])
+                self._prefixes[best] = self._prefill_prefix(list(best))
+                while len(self._prefixes) > self.MAX_PREFIXES:
+                    self._prefixes.pop(next(iter(self._prefixes)))
+        if best is None:
+            return None
+        self._prefixes[best] = self._prefixes.pop(best)  # most recently used last
+        return best, self._prefixes[best]
+
+    def _prefill_prefix(self, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        cache = self._new_cache()
+        tokens = torch.tensor([ids], device=self.device)
+        self._forward(tokens, torch.ones_like(tokens), torch.arange(len(ids), device=self.device)[None], cache, 0)
+        return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _merge(self, rows: list[Row], cache: Any, attention: torch.Tensor, n_real: torch.Tensor,
                chosen: torch.Tensor) -> None:
@@ -272,9 +337,7 @@ class DecodeBatch:
     @property
     def can_merge(self) -> bool:
         """Whether rows can join while others decode (plain full-attention caches only)."""
-        from transformers.cache_utils import DynamicLayer
-
-        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        return self.cache is None or self.can_merge_layers
 
     # ---- stepping ------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -321,6 +384,15 @@ class DecodeBatch:
             layer.values = layer.values[:, :, first:]
 
 
+def _plain_layers(cache: Any) -> bool:
+    """True when every layer of the model's cache is a plain growing one (full attention): only those can
+    be padded, concatenated and shared as this loop does (sliding-window or recurrent layers cannot)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
 def _left_pad(x: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
     missing = width - x.shape[dim]
     if missing <= 0:
@@ -331,11 +403,14 @@ def _left_pad(x: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
 
 
 def run_rows(batch: DecodeBatch, rows: Sequence[Row], max_batch: int) -> None:
-    """Decode every row to the end, at most ``max_batch`` at a time; free places are refilled at once."""
+    """Decode every row to the end, at most ``max_batch`` at a time. Free places are refilled a few at a
+    time (an eighth of the batch): each admission is a forward pass of its own, so one per finished row
+    would cost more than it gains."""
     waiting = list(rows)
+    group = max(1, max_batch // 8)
     while waiting or len(batch):
         free = max_batch - len(batch)
-        if waiting and free > 0 and (batch.can_merge or not len(batch)):
+        if waiting and free >= min(group, len(waiting)) and (batch.can_merge or not len(batch)):
             batch.admit(waiting[:free])
             del waiting[:free]
         batch.step()

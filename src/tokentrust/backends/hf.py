@@ -43,6 +43,50 @@ def _available_memory(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
+def _local_json(path: str, name: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    file = Path(path) / name
+    try:
+        data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _model_class(path: str) -> Any:
+    """The model class a local folder's ``config.json`` names, imported directly: the ``Auto`` classes first
+    index every architecture transformers knows (about a CPU-second); any doubt falls back to them."""
+    import importlib
+
+    config = _local_json(path, "config.json")
+    kind, names = config.get("model_type"), config.get("architectures") or []
+    if isinstance(kind, str) and len(names) == 1 and kind.isidentifier():
+        try:
+            found = getattr(importlib.import_module(f"transformers.models.{kind}.modeling_{kind}"), names[0])
+            if found.__name__.endswith("ForCausalLM"):
+                return found
+        except (ImportError, AttributeError):
+            pass
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM
+
+
+def _load_tokenizer(path: str) -> Any:
+    """The tokenizer; a folder whose ``tokenizer_config.json`` names the generic fast tokenizer loads it
+    directly (the same class ``AutoTokenizer`` would pick, without indexing every tokenizer)."""
+    if _local_json(path, "tokenizer_config.json").get("tokenizer_class") in ("PreTrainedTokenizerFast",
+                                                                            "TokenizersBackend"):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
 def auto_batch_size(model: Any, *, context: int = 1024, cap: int | None = None) -> int:
     """Rows decoded at once: as many as half the free memory holds (KV cache of ``context`` tokens plus the
     float32 work on one step's logits per row), at most ``cap`` (64 on a GPU, 32 on a CPU, where larger
@@ -105,11 +149,9 @@ class HFBackend:
     def from_pretrained(cls, path: str, *, device: str | None = None, dtype: Any = "auto",
                         batch_size: int | None = None, **kwargs: Any) -> HFBackend:
         """Load any causal LM by local path or hub id (hub ids need the files in the local HF cache when offline)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+            tokenizer = _load_tokenizer(path)
+            model = _model_class(path).from_pretrained(path, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model {path!r}: {str(exc).splitlines()[0]} "

@@ -48,17 +48,17 @@ class SampledEstimator(Estimator):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ComparedEstimator(SampledEstimator):
-    """A sampled estimator that compares the answers with ``similarity``, a spec: ``embedding`` (default,
-    offline), ``embedding:<model>``, ``nli:<model>``, ``lexical[:rougeL|jaccard]`` or ``judge``
-    (see :mod:`tokentrust.stats.similarity`). What the similarity needs is added to :attr:`requires`.
+class UsesSimilarity(Estimator):
+    """An estimator that compares texts with ``similarity``, a spec: ``embedding`` (default, offline),
+    ``embedding:<model>``, ``nli:<model>``, ``lexical[:rougeL|jaccard]`` or ``judge`` (see
+    :mod:`tokentrust.stats.similarity`). The spec is normalised, so ``lexical`` and ``lexical:rougeL`` are one
+    estimator (one id); what the similarity needs is added to :attr:`requires`.
     """
 
     similarity: str = "embedding"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # one spelling per computation, so ``lexical`` and ``lexical:rougeL`` are one estimator (one id)
         object.__setattr__(self, "similarity", make_similarity(self.similarity).spec)
 
     @property
@@ -70,6 +70,12 @@ class ComparedEstimator(SampledEstimator):
     def uses_models(self) -> bool:
         """True when the similarity loads a model (embedding, nli)."""
         return make_similarity(self.similarity).uses_models
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparedEstimator(UsesSimilarity, SampledEstimator):
+    """A sampled estimator that compares its answers with ``similarity`` (fields: the sampling ones, then
+    ``similarity``)."""
 
     def similarity_matrix(self, ctx: Context, include_answer: bool = False) -> np.ndarray:
         return ctx.get(SimilarityMatrix(texts=self.texts(include_answer), similarity=self.similarity))

@@ -40,6 +40,9 @@ class Estimator(Stat[Scores]):
                             "(an ancestor or a registered one); give it its own name")
         cls.registry_id = derived
 
+    def __post_init__(self) -> None:
+        """Validate parameters (subclasses extend it and call ``super().__post_init__()``)."""
+
     @property
     def requires(self) -> frozenset[Capability]:
         """Capabilities this instance needs from the backend (or the trace)."""
@@ -110,6 +113,17 @@ class TokenColumns(Stat[TokenArrays]):
             kurtosis=col(t.kurtosis),
             special=np.asarray(t.special, dtype=bool),
         )
+
+
+def text_tuple(name: str, value: Any) -> tuple[str, ...]:
+    """A tuple-of-strings parameter (a list from a CLI spec becomes a tuple, so the estimator stays hashable);
+    empty lists and blank entries are refused, naming the parameter."""
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise UserInputError(f"{name} must be a non-empty list of texts, got {value!r}")
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise UserInputError(f"{name} must hold non-empty texts, got {bad[0]!r}")
+    return tuple(value)
 
 
 def build_estimator(spec: str | Estimator) -> Estimator:

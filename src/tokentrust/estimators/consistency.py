@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..errors import UserInputError
 from ..registry import estimators
@@ -23,6 +22,8 @@ from ._sampled import SAMPLING, SAMPLING_WITH_LOGPROBS, ComparedEstimator, Sampl
 
 def cluster_entropy(ids: np.ndarray, log_weights: np.ndarray | None = None) -> float:
     """Entropy (nats) of the cluster distribution: frequencies ``|c|/M``, or normalised ``Σ_{s∈c} exp(w_s)``."""
+    from scipy.special import logsumexp  # imported here: scipy.special is slow to load
+
     ids = np.asarray(ids)
     if log_weights is None:
         p = np.bincount(ids) / len(ids)

@@ -37,7 +37,7 @@ from ..stat import Context
 from ..stats import resources
 from ..stats.sampling import question_text, require_backend
 from ..trace import Trace
-from .base import Estimator
+from .base import Estimator, text_tuple
 from .verbalized import bradley_terry
 
 COMPARE_PROMPT = (
@@ -221,7 +221,7 @@ class RelativeConfidence(Estimator):
             raise UserInputError(f"method {self.method!r} is unknown; valid: {', '.join(METHODS)}")
         if self.matchups < 1:
             raise UserInputError(f"matchups must be ≥ 1, got {self.matchups}")
-        object.__setattr__(self, "pool", _questions(self.pool))
+        object.__setattr__(self, "pool", text_tuple("pool", self.pool))
         if isinstance(self.pool_max_new_tokens, bool) or not isinstance(self.pool_max_new_tokens, int) \
                 or self.pool_max_new_tokens < 1:
             raise UserInputError(f"pool_max_new_tokens must be an integer ≥ 1, got {self.pool_max_new_tokens!r}")
@@ -242,12 +242,3 @@ class RelativeConfidence(Estimator):
             value = float(np.log(strength_against(pool.bt_strength, games) / np.mean(pool.bt_strength)))
         return self._scores(ctx, value, value)
 
-
-def _questions(pool: Any) -> tuple[str, ...]:
-    """``pool`` as a tuple of non-empty question strings (a list from a CLI spec becomes a tuple)."""
-    if isinstance(pool, str) or not isinstance(pool, (list, tuple)) or not pool:
-        raise UserInputError(f"pool must be a non-empty list of questions, got {pool!r}")
-    bad = [q for q in pool if not isinstance(q, str) or not q.strip()]
-    if bad:
-        raise UserInputError(f"pool questions must be non-empty strings, got {bad[0]!r}")
-    return tuple(pool)

@@ -24,10 +24,9 @@ from ..registry import estimators
 from ..scores import Level, Scores
 from ..stat import Context, Stat
 from ..stats.sampling import Samples, question_text
-from ..stats.similarity import make_similarity, paired_similarity
+from ..stats.similarity import paired_similarity
 from ..trace import Trace
-from ._sampled import SAMPLING_WITH_LOGPROBS, ComparedEstimator, sequence_logprobs
-from .base import Estimator
+from ._sampled import SAMPLING_WITH_LOGPROBS, ComparedEstimator, UsesSimilarity, sequence_logprobs
 
 
 def token_relevance(trace: Trace, question: str, similarity: str, backend: object = None) -> np.ndarray:
@@ -100,25 +99,11 @@ class SampleTokenSar(Stat[np.ndarray]):
 
 @estimators.register
 @dataclass(frozen=True, kw_only=True)
-class TokenSar(Estimator):
+class TokenSar(UsesSimilarity):
     """TokenSAR of the trace's own answer (white-box, no sampling): relevance-weighted NLL; ``raw`` = ``E_T``."""
 
     level = Level.SEQUENCE
     needs = frozenset({Capability.LOGPROBS})
-    similarity: str = "embedding"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "similarity", make_similarity(self.similarity).spec)  # one spelling, one id
-
-    @property
-    def requires(self) -> frozenset[Capability]:
-        """Log-probs plus what the similarity needs (the judge asks the generating model)."""
-        return self.needs | make_similarity(self.similarity).requires
-
-    @property
-    def uses_models(self) -> bool:
-        """True when the similarity loads a model (embedding, nli)."""
-        return make_similarity(self.similarity).uses_models
 
     def compute(self, ctx: Context) -> Scores:
         e = token_sar_value(ctx.trace, ctx.get(TokenRelevance(similarity=self.similarity)))

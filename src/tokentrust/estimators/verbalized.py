@@ -43,7 +43,7 @@ from ._confidence_text import (
     parse_step_confidences,
     parse_top_k,
 )
-from .base import Estimator
+from .base import Estimator, text_tuple
 
 STRATEGIES = ("vanilla", "cot", "top_k", "multi_step", "self_probing")
 SAMPLINGS = ("none", "self_random", "perturbation", "misleading")
@@ -268,7 +268,7 @@ class Verbalized(Estimator):
                                  f"{self.n_samples}, {self.top_k}, {self.steps}")
         if self.sampling == "self_random" and self.temperature <= 0:
             raise UserInputError(f"sampling needs temperature > 0, got {self.temperature}")
-        object.__setattr__(self, "hints", _phrases(self.hints))
+        object.__setattr__(self, "hints", text_tuple("hints", self.hints))
         self._refuse_ignored()
 
     def _refuse_ignored(self) -> None:
@@ -306,15 +306,6 @@ class Verbalized(Estimator):
                       probing=self.strategy == "self_probing")
         return self._scores(ctx, c, c)
 
-
-def _phrases(hints: Any) -> tuple[str, ...]:
-    """``hints`` as a tuple of non-empty phrases (a list from a CLI spec becomes a tuple)."""
-    if isinstance(hints, str) or not isinstance(hints, (list, tuple)) or not hints:
-        raise UserInputError(f"hints must be a non-empty list of phrases, got {hints!r}")
-    bad = [h for h in hints if not isinstance(h, str) or not h.strip()]
-    if bad:
-        raise UserInputError(f"hints must be non-empty strings, got {bad[0]!r}")
-    return tuple(hints)
 
 
 def aggregate(replies: list[Reply], aggregation: str, *, misleading: bool = False, probing: bool = False) -> float:
