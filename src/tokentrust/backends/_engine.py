@@ -293,11 +293,9 @@ class DecodeBatch:
         if not self.can_merge_layers:
             return None
         shortest = min(len(p) for p in prompts)
-        best = None
-        for ids in self._prefixes:
-            if len(ids) < shortest and all(p[: len(ids)] == list(ids) for p in prompts):
-                if best is None or len(ids) > len(best):
-                    best = ids
+        fitting = [ids for ids in self._prefixes
+                   if len(ids) < shortest and all(p[: len(ids)] == list(ids) for p in prompts)]
+        best = max(fitting, key=len, default=None)
         if best is None and len(prompts) > 1:
             common = len(os.path.commonprefix(prompts))
             common = min(common, shortest - 1)

@@ -29,21 +29,6 @@ from ...errors import UnknownNameError, UserInputError
 from ...registry import datasets as _registry
 from ..quality import check_rule
 
-__all__ = [
-    "Dataset",
-    "Item",
-    "SkippedRow",
-    "arithmetic",
-    "capitals",
-    "continents",
-    "country_names_de",
-    "country_names_es",
-    "country_names_fr",
-    "currencies",
-    "load_dataset",
-    "sources",
-]
-
 Prompt = str | list[dict[str, str]]
 
 
@@ -238,13 +223,8 @@ def load_dataset(
 
 
 # The sources build on the records and helpers above; importing them registers their datasets.
-from . import files, hub
-from .builtin import (
-    arithmetic,
-    capitals,
-    continents,
-    country_names_de,
-    country_names_es,
-    country_names_fr,
-    currencies,
-)
+from . import builtin, files, hub
+from .builtin import *  # the built-in builders: capitals(limit=…), …
+
+__all__ = ["Dataset", "Item", "SkippedRow", "load_dataset", "sources"]
+__all__ += builtin.__all__
