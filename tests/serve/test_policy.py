@@ -19,7 +19,7 @@ def test_thresholds_pick_the_action(value, action):
     d = Policy(hedge_below=0.8, abstain_below=0.3).decide(value, "Canberra.")
     assert d.action == action
     assert d.text == {"answer": "Canberra.", "hedge": "I'm not sure, but Canberra.", "abstain": ABSTAIN_TEXT}[action]
-    assert d.to_dict()["value"] == (None if math.isnan(value) else value)
+    assert d.to_payload()["value"] == (None if math.isnan(value) else value)
 
 
 def test_hedge_continues_the_sentence_without_lowercasing_names():

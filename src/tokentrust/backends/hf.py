@@ -225,6 +225,12 @@ class HFBackend:
                    max_new=min(config.max_new_tokens, self.context_length - len(ids)),
                    decoder=IncrementalDecoder(self.tokenizer, self.special_ids), generator=generator)
 
+    def sample_rows(self, prompt: Any, config: GenerationConfig, n: int) -> list[Row]:
+        """``n`` rows of one prompt (rendered once); row ``k`` samples with seed ``config.seed + k``."""
+        rendered = self.render(prompt, chat=config.chat)
+        base = config.seed or 0
+        return [self.row(prompt, config.model_copy(update={"seed": base + k}), rendered=rendered) for k in range(n)]
+
     def engine(self) -> DecodeBatch:
         """An empty batch of this model's decoding loop (the serving scheduler drives one)."""
         return DecodeBatch(self)
@@ -249,10 +255,8 @@ class HFBackend:
     ) -> list[Trace]:
         """``n`` sampled answers; answer ``k`` draws with seed ``seed + k`` (and records it). The prompt is
         encoded once and its cache shared by every row (rows beyond ``batch_size`` take a second prefill)."""
-        cfg = sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
-                            chat=chat, top_k=top_k)
-        rendered = self.render(prompt, chat=cfg.chat)
-        rows = [self.row(prompt, cfg.model_copy(update={"seed": seed + k}), rendered=rendered) for k in range(n)]
+        rows = self.sample_rows(prompt, sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed,
+                                                      max_new_tokens=max_new_tokens, chat=chat, top_k=top_k), n)
         for start in range(0, n, self.batch_size):
             batch = self.engine()
             batch.admit(rows[start : start + self.batch_size], shared_prompt=True)

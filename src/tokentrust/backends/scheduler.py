@@ -95,11 +95,9 @@ class Scheduler:
 
     def sample(self, prompt: Any, n: int = 10, *, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
                max_new_tokens: int | None = None, chat: bool = True, top_k: int = 10) -> list[Trace]:
-        cfg = sample_config(n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens,
-                            chat=chat, top_k=top_k)
-        rendered = self.backend.render(prompt, chat=chat)
-        rows = [self.backend.row(prompt, cfg.model_copy(update={"seed": seed + k}), rendered=rendered)
-                for k in range(n)]
+        rows = self.backend.sample_rows(prompt, sample_config(
+            n=n, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=max_new_tokens, chat=chat,
+            top_k=top_k), n)
         for start in range(0, n, self.max_batch):
             self._wait(self._submit(_Request(rows[start : start + self.max_batch], shared_prompt=True)))
         return [r.trace(self.model_id) for r in rows]
@@ -141,11 +139,6 @@ class Scheduler:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
-
-    @property
-    def waiting_rows(self) -> int:
-        with self._cond:
-            return sum(len(r.rows) for r in self._waiting)
 
     # ---- submitting -----------------------------------------------------------------------------------
     def _start(self) -> None:

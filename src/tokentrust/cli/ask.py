@@ -103,7 +103,7 @@ def list_estimators(json: JsonOpt = False) -> None:
     for name, cls in registry.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         params = {f.name: f.default for f in fields(cls)}
-        aliases = [a for a, target in registry.aliases().items() if target == name]
+        aliases = registry.aliases_of(name)
         rows.append(
             {"id": name, "aliases": aliases, "level": cls.level.value, "requires": sorted(c.value for c in cls().requires),
              "parameters": params, "description": doc}

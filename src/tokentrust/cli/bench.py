@@ -14,6 +14,19 @@ from rich.console import Console
 from .options import ModelOpt
 
 
+def _dataset_help() -> str:
+    """The ``--dataset`` help, listing what the dataset registry holds (built-ins offline, hub adapters)."""
+    from ..bench.datasets import sources
+
+    found = sources()
+    builtin = ", ".join(n for n, src in found.items() if src == "builtin")
+    hub = ", ".join(n for n, src in found.items() if src == "hub")
+    return f"Built-in dataset ({builtin}), a Hugging Face dataset when online ({hub}) or a .jsonl/.csv file."
+
+
+_DATASET_HELP = _dataset_help()
+
+
 def _fmt(v: Any) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -50,8 +63,7 @@ def _print_table(metrics: dict[str, Any], report: Path) -> None:
 
 
 def bench(
-    dataset: Arg[str | None, typer.Option("--dataset", "-d", help="Built-in dataset (capitals, currencies, continents, "
-                                          "country_names_fr/_de/_es, arithmetic) or a .jsonl/.csv file.")] = None,
+    dataset: Arg[str | None, typer.Option("--dataset", "-d", help=_DATASET_HELP)] = None,
     limit: Arg[int | None, typer.Option("--limit", "-l", help="Keep the first N items.")] = None,
     estimator: Arg[list[str] | None, typer.Option(
         "--estimator", "-e", help="Answer-level score, repeatable, as name:key=value. Default: every white-box score "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from ..config import Float, Record
 from ..errors import UserInputError
@@ -47,9 +47,6 @@ class Decision(Record):
     hedge_below: float
     abstain_below: float
     text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_payload()
 
 
 @dataclass(frozen=True)
