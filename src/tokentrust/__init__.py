@@ -30,6 +30,7 @@ from .estimators.base import Estimator, build_estimator
 from .loading import load
 from .scores import Level, Scores
 from .stat import Context, Stat
+from .stats.claims import Claim, extract_claims
 from .trace import Message, TokenRecord, Trace
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "BusyError",
     "Capability",
     "CapabilityError",
+    "Claim",
     "Context",
     "ContextLengthError",
     "Decision",
@@ -81,6 +83,7 @@ __all__ = [
     "annotate",
     "build_estimator",
     "check_compatible",
+    "extract_claims",
     "list_estimators",
     "load",
 ]

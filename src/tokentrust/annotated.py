@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from .config import Record
 from .decide.policy import Decision, Policy
 from .errors import TokentrustError, UnknownNameError
 from .estimators.base import Estimator, build_estimator
 from .scores import Level, Scores
 from .stat import Context
+from .stats.claims import Claim, Claims
 from .trace import Trace
 
 if TYPE_CHECKING:
@@ -29,12 +32,16 @@ DEFAULT_ESTIMATORS: tuple[str, ...] = (
 class Annotated(Record):
     """A trace, the scores computed on it and, when a policy was applied, what to tell the user.
 
+    ``claims`` lists the answer's claims when a claim-level score was asked for, each with its text, character
+    span, token indices and its value under every claim-level score (``claim.scores[estimator id]``).
+
     This is also the ``tokentrust`` object the confidence proxy adds to each reply, so a client loads it
     back with ``Annotated.model_validate(reply["tokentrust"])``. Renders itself in notebooks.
     """
 
     trace: Trace
     scores: list[Scores]
+    claims: list[Claim] = Field(default_factory=list)
     decision: Decision | None = None
 
     def __getitem__(self, estimator: str) -> Scores:
@@ -104,7 +111,20 @@ def annotate(
                 chosen.append(form(**_shared_params(est, form)))
     check_compatible(chosen, backend, trace)
     ctx = Context(trace, backend, seed=seed)
-    return Annotated(trace=trace, scores=[ctx.get(est) for est in chosen])
+    scores = [ctx.get(est) for est in chosen]
+    return Annotated(trace=trace, scores=scores, claims=_scored_claims(ctx, chosen, scores))
+
+
+def _scored_claims(ctx: Context, chosen: Sequence[Estimator], scores: Sequence[Scores]) -> list[Claim]:
+    """The claims of every claim-level score, merged by (extractor, span, text), each with its values."""
+    merged: dict[tuple[str, tuple[int, int], str], tuple[Claim, dict[str, float]]] = {}
+    for est, s in zip(chosen, scores, strict=True):
+        if s.level is not Level.CLAIM:
+            continue
+        for claim, value in zip(ctx.get(Claims(extractor=est.claims)), s.values, strict=True):  # type: ignore[attr-defined]
+            key = (claim.extractor, claim.char_span, claim.text)
+            merged.setdefault(key, (claim, {}))[1][s.estimator] = value
+    return [claim.model_copy(update={"scores": values}) for claim, values in merged.values()]
 
 
 def _shared_params(est: Estimator, form: type[Estimator]) -> dict[str, object]:

@@ -26,6 +26,8 @@ class Capability(str, Enum):
     GENERATION = "generation"  # answers to new prompts the estimator writes (verbalized, relative confidence)
     FORCED_SCORING = "forced_scoring"  # teacher-forced log-probs of a given answer / token sequence
     STREAMING = "streaming"  # answers token by token as they are generated
+    GRADIENTS = "gradients"  # gradients of log-probs with respect to the prompt's embeddings (in process)
+    ATTENTIONS = "attentions"  # the model's attention weights (in process; computed only when asked)
 
 
 #: What a saved white-box trace can carry by itself; estimators needing only these run without a model.

@@ -87,6 +87,21 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
+def instantiate(cls: Any, kwargs: dict[str, Any], *, what: str, forms: str = "") -> Any:
+    """``cls(**kwargs)`` for a dataclass named by a spec, refusing unknown parameters and turning bad values into
+    one :class:`UserInputError` naming ``what`` (``"estimator 'msp'"``) and the valid parameters (or ``forms``)."""
+    from dataclasses import fields
+
+    unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
+    if unknown:
+        valid = forms or ", ".join(sorted(f.name for f in fields(cls))) or "none"
+        raise UserInputError(f"{what} has no parameter {', '.join(unknown)}; valid: {valid}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"bad parameters for {what}: {exc}") from None
+
+
 class Registry(Generic[T]):
     """Name → object map with derived ids, aliases, lazy entries, did-you-mean errors and no silent overwrites."""
 
@@ -209,3 +224,5 @@ datasets: Registry[Any] = Registry("dataset")
 similarities: Registry[Any] = Registry("similarity")
 calibrators: Registry[Any] = Registry("calibrator")
 backends: Registry[Any] = Registry("backend")
+claim_extractors: Registry[Any] = Registry("claim extractor")
+attributors: Registry[Any] = Registry("attribution method")

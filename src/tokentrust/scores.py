@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from .config import Float, Record
 
@@ -23,7 +24,10 @@ class Scores(Record):
 
     ``values`` are oriented *higher = more trustworthy*; ``raw`` keeps the method's natural quantity
     (an entropy in nats, LM-Polygraph's uncertainty, …) as its docstring states. ``spans[i]`` lists
-    the token indices that ``values[i]`` covers: one index per token score, all indices for a sequence.
+    the token indices that ``values[i]`` covers: one index per token score, all indices for a sequence,
+    a claim's tokens for a claim score (empty when the claim matched no token; its value is then NaN).
+    ``extras`` holds per-value columns a method explains itself with (CCP's alternatives that would change
+    the claim, the share of positions where every alternative was neutral), each as long as ``values``.
     """
 
     estimator: str
@@ -32,6 +36,7 @@ class Scores(Record):
     values: list[Float]
     raw: list[Float]
     is_probability: bool = False
+    extras: dict[str, list[Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Scores:
@@ -39,6 +44,9 @@ class Scores(Record):
             raise ValueError(
                 f"spans ({len(self.spans)}), values ({len(self.values)}) and raw ({len(self.raw)}) differ in length"
             )
+        bad_extras = [k for k, v in self.extras.items() if len(v) != len(self.values)]
+        if bad_extras:
+            raise ValueError(f"extras {bad_extras} must have one entry per value ({len(self.values)})")
         if self.level is Level.SEQUENCE and len(self.values) != 1:
             raise ValueError(f"a sequence-level score has exactly one value, got {len(self.values)}")
         if self.is_probability:

@@ -52,5 +52,5 @@ def hand_run_folder(tmp_path, n=30):
         for i, item in enumerate(items):
             word = "Paris" if i % 3 == 0 else f"Lyon{i}"
             trace = make_trace([-0.05 * (i % 7), -0.1 * (i % 5)], text_tokens=[word, "."], prompt=item.prompt)
-            fh.write(json.dumps(_score_item(item, trace, ests, None, dataset, seed=0)) + "\n")
+            fh.write(json.dumps(_score_item(item, trace, ests, None, dataset, RunSpec(dataset="toy"))) + "\n")
     return out

@@ -94,7 +94,7 @@ def test_estimator_errors_become_failure_rows(tmp_path):
     lines = []
     for i, item in enumerate(dataset.items):
         record = _score_item(item, make_trace([-0.1 * (i + 1)] * 2, text_tokens=["t0 " if i % 2 else "x ", "y"]),
-                             ests, None, dataset, seed=0)
+                             ests, None, dataset, RunSpec(dataset="toy"))
         assert record["failures"] == [{"estimator": "broken", "item": item.id, "message": "RuntimeError: boom"}]
         assert "maximum_sequence_probability" in record["scores"]
         lines.append(json.dumps(record))

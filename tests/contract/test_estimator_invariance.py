@@ -54,7 +54,10 @@ def _sampled(exclude: Sequence[str]) -> dict[str, Estimator]:
         if name in exclude:
             continue
         has_similarity = any(f.name == "similarity" for f in fields(tt.registry.estimators.get(name)))
-        est = build_estimator(f"{name}:similarity=lexical" if has_similarity else name)
+        try:
+            est = build_estimator(f"{name}:similarity=lexical" if has_similarity else name)
+        except tt.UserInputError:  # CCP needs a judge of meaning (embedding, nli, judge): another model
+            continue
         if est.requires <= SAMPLED_CAPABILITIES and not est.uses_models:
             out[name] = est
     return out

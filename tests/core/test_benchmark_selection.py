@@ -24,7 +24,7 @@ def test_overhead_selects_exactly_the_scores_a_trace_carries_alone():
     chosen = _script("overhead").trace_only_estimators()
     registry = tt.registry.estimators
     expected = sorted(name for name, cls in registry.items() if cls().needs_only_trace)
-    assert sorted(chosen) == expected and len(chosen) == 13
+    assert sorted(chosen) == expected and len(chosen) == 16
     for name in chosen:  # no model pass, no sampling, no other model (a sentence encoder …)
         est = tt.build_estimator(name)
         assert est.requires <= tt.capability.TRACE_CAPABILITIES and not est.uses_models
@@ -42,3 +42,27 @@ def test_bench_defaults_are_the_same_trace_only_answer_scores():
     trace_only = set(_script("overhead").trace_only_estimators())
     sequence_level = {n for n in trace_only if tt.build_estimator(n).level is tt.Level.SEQUENCE}
     assert defaults == sequence_level
+
+
+def test_claims_benchmark_compares_ccp_with_the_claim_baselines_on_country_facts():
+    script = _script("claims")
+    chosen = [tt.build_estimator(s) for s in script.claim_estimators()]
+    assert all(e.level is tt.Level.CLAIM for e in chosen)
+    ids = {e.registry_id for e in chosen}
+    assert ids == {"claim_conditioned_probability", "claim_probability", "claim_max_entropy"}
+    assert {e.id for e in chosen} >= {"claim_probability", "claim_probability(reduce='geometric_mean')"}
+    from tokentrust.bench.datasets import load_dataset
+
+    assert script.DATASET == "country_facts" and len(load_dataset(script.DATASET, limit=120)) >= 100
+
+
+def test_ccp_bands_are_the_best_fit_on_the_labelled_word_pairs():
+    import numpy as np
+
+    script = _script("ccp_thresholds")
+    cos = np.array([0.95, 0.9, 0.6, 0.55, 0.2, 0.1])
+    labels = np.array(["entail", "entail", "contradict", "contradict", "neutral", "neutral"])
+    acc, hi, lo = script.fit_bands(cos, labels)
+    assert acc == 1.0 and 0.6 < hi <= 0.9 and 0.2 < lo <= 0.55
+    assert (script.band_verdicts(cos, hi, lo) == labels).all()
+    assert len(script.ENTAIL) == len(script.CONTRADICT) == len(script.NEUTRAL) == 20

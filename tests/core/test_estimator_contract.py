@@ -12,7 +12,10 @@ from tokentrust.registry import estimators
 #: elicitation estimators (p_true asks the model a new question) have their own contract suite over
 #: recorded samples in tests/estimators.
 WHITE_BOX = {tt.Capability.LOGPROBS, tt.Capability.FULL_DISTRIBUTION, tt.Capability.FORCED_SCORING}
-ALL = [n for n, cls in estimators.items() if cls().requires <= WHITE_BOX and n != "p_true"]
+ALL = [n for n, cls in estimators.items()
+       if cls().requires <= WHITE_BOX and n != "p_true" and cls.level is not tt.Level.CLAIM]
+#: Claim-level estimators: one value per claim of the answer (their own contract below, on a real answer).
+CLAIM = [n for n, cls in estimators.items() if cls.level is tt.Level.CLAIM]
 N = 5
 PEAKED = make_trace([-0.01] * N, [0.05] * N, kurtosis=[40000.0] * N, margin=[0.98] * N)
 FLAT = make_trace([-2.5] * N, [4.0] * N, kurtosis=[5.0] * N, margin=[0.01] * N)
@@ -62,7 +65,7 @@ def test_deterministic(name):
 def test_sequence_estimators_name_an_existing_token_form():
     for cls in dict(estimators.items()).values():
         if cls.token_form is not None:
-            assert cls.level is tt.Level.SEQUENCE
+            assert cls.level in (tt.Level.SEQUENCE, tt.Level.CLAIM)
             assert cls.token_form.registry_id in estimators
 
 
@@ -75,3 +78,19 @@ def test_annotated_json_round_trip(capital_trace):
 def test_every_estimator_on_a_real_trace(backend, capital_trace):
     result = annotate(capital_trace, ALL, backend=backend)
     assert {s.estimator for s in result.scores} == set(ALL)
+
+
+@pytest.mark.parametrize("name", CLAIM)
+def test_claim_estimators_score_each_claim_on_its_tokens(name, backend):
+    trace = backend.score("Tell me about France.", "France is in Europe. Its capital is Paris, and it uses the euro.")
+    est = tt.build_estimator(name)
+    ctx = tt.Context(trace, backend)
+    s = ctx.get(est)
+    claims = tt.stats.claims.extract_claims(trace, est.claims)
+    assert [c.text for c in claims] == ["France is in Europe", "Its capital is Paris", "it uses the euro"]
+    assert s.estimator == est.id == name and s.level is tt.Level.CLAIM
+    assert s.spans == [c.token_indices for c in claims]
+    assert len(s.values) == len(s.raw) == 3 and np.all(np.isfinite(s.values))
+    assert all(len(v) == 3 for v in s.extras.values())
+    assert Scores.model_validate_json(s.model_dump_json()) == s
+    assert tt.Context(trace, backend).get(est) == s

@@ -103,21 +103,30 @@ def _compared() -> list[str]:
     return [n for n, cls in estimators.items() if any(f.name == "similarity" for f in fields(cls))]
 
 
+#: CCP judges whether an alternative changes the meaning: only kinds that can tell (nli, embedding, judge).
+MEANING = {"token_ccp", "sequence_ccp", "claim_conditioned_probability"}
+
+
 def test_which_estimators_take_a_similarity():
     assert set(_compared()) == {"semantic_entropy", "discrete_semantic_entropy", "num_sem_sets", "eig_val_laplacian",
-                                "deg_mat", "eccentricity", "c_deg", "c_ecc", "sent_sar", "sar", "token_sar"}
+                                "deg_mat", "eccentricity", "c_deg", "c_ecc", "sent_sar", "sar", "token_sar", *MEANING}
 
 
 @pytest.mark.parametrize("name", _compared())
 def test_requirements_follow_the_similarity(name):
     default = estimators.get(name)()
     with_judge = tt.build_estimator(f"{name}:similarity=judge")
-    with_lexical = tt.build_estimator(f"{name}:similarity=lexical")
     with_nli = tt.build_estimator(f"{name}:similarity=nli:/models/nli")
-    assert GEN not in default.requires and GEN not in with_lexical.requires
+    if name in MEANING:
+        with pytest.raises(tt.UserInputError, match="cannot tell a changed meaning"):
+            tt.build_estimator(f"{name}:similarity=lexical")
+    else:
+        with_lexical = tt.build_estimator(f"{name}:similarity=lexical")
+        assert GEN not in with_lexical.requires and not with_lexical.uses_models
+    assert GEN not in default.requires
     assert with_judge.requires == default.requires | {GEN}
     assert default.uses_models and with_nli.uses_models  # embedding (default) and nli load a model
-    assert not with_lexical.uses_models and not with_judge.uses_models  # the judge is the generator itself
+    assert not with_judge.uses_models  # the judge is the generator itself
     assert not default.needs_only_trace and not with_judge.needs_only_trace
 
 

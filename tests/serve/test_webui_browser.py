@@ -1,11 +1,13 @@
 """The web page in headless Chromium (the Debian package, driven by Playwright): ask, watch tokens stream in
-coloured, hover for alternatives, recolour by another score, score a pasted answer, list past runs.
+coloured, hover for alternatives, recolour by another score, mark and list the claims of a claim-level
+score, score a pasted answer, list past runs.
 
-A screenshot is saved as ``test-artifacts/webui.png``.
+Screenshots are saved as ``test-artifacts/webui.png`` and ``test-artifacts/webui-claims.png``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -121,4 +123,82 @@ def test_score_a_pasted_answer_and_list_runs(browser, server, backend):
     assert links == ["/runs/2026-11-26-capitals/report.html", "/runs/2026-11-26-capitals/metrics.json"]
     assert "capitals report" in httpx.get(server.url + links[0]).text
     assert httpx.get(server.url + "/runs/../../etc/passwd").status_code == 404
+    page.close()
+
+
+def _final_extension(sse: str) -> dict:
+    """The ``tokentrust`` object of the last streamed chunk (the one carrying the whole Annotated)."""
+    chunks = [json.loads(line[5:]) for line in sse.splitlines() if line.startswith("data:") and "[DONE]" not in line]
+    return next(c["tokentrust"] for c in reversed(chunks) if "trace" in c.get("tokentrust", {}))
+
+
+def test_replies_carry_the_claims_streamed_or_not(server):
+    """What the page draws claims from: ``tokentrust.claims`` in a whole reply and in the last streamed chunk."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "What is the capital of Australia?"}],
+            "max_tokens": 24, "tokentrust": {"estimators": ["ccp"]}}
+    whole = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120).json()["tokentrust"]
+    streamed = _final_extension(httpx.post(server.url + "/v1/chat/completions", json={**body, "stream": True},
+                                           timeout=120).text)
+    for ext in (whole, streamed):
+        text = ext["trace"]["text"]
+        assert ext["claims"] and all(text[slice(*c["char_span"])] == c["text"] and c["token_indices"]
+                                     and "claim_conditioned_probability" in c["scores"] for c in ext["claims"])
+    assert [(c["text"], c["char_span"]) for c in streamed["claims"]] == [(c["text"], c["char_span"]) for c in whole["claims"]]
+
+
+def test_claim_scores_mark_and_list_the_claims(browser, server):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#policy-score option", state="attached")
+    page.click("details summary")  # the claim-level scores are offered next to the answer scores
+    ccp, prob = "claim_conditioned_probability", "claim_probability"
+    assert "(ccp)" in page.inner_text("#estimators")
+    assert ccp not in page.locator("#policy-score option").all_inner_texts()  # a policy needs a sequence score
+    page.check(f'#estimators input[value="{ccp}"]')
+    page.check(f'#estimators input[value="{prob}"]')
+    assert page.is_hidden("#claims-toggle")
+    page.fill("#question", "Tell me about Portugal in two sentences.")
+    page.fill("#max-tokens", "48")
+    with page.expect_response(lambda r: r.url.endswith("/v1/chat/completions")) as response:
+        page.click("#go")
+    page.wait_for_selector("#claims:not([hidden])", timeout=120_000)
+    ext = _final_extension(response.value.text())
+    claims, text = ext["claims"], ext["trace"]["text"]
+    assert claims and all(set(c["scores"]) == {ccp, prob} for c in claims)
+    # the list: one row per claim of the reply, with its scores
+    rows = page.locator("#claims tbody tr")
+    assert rows.count() == len(claims)
+    for k, c in enumerate(claims):
+        cells = rows.nth(k).locator("td").all_inner_texts()
+        assert cells[:2] == [str(k + 1), c["text"]]
+        assert [float(x) for x in cells[2:4]] == pytest.approx([c["scores"][ccp], c["scores"][prob]], rel=1e-3)
+    changers = [ch for s in ext["scores"] if s["estimator"] == ccp for row in s["extras"]["changers"] for ch in row]
+    if changers:
+        best = max(changers, key=lambda ch: ch["prob"])
+        assert f"{best['emitted']}→{best['alternative']} {best['prob']:.2f}" in page.inner_text("#claims")
+    # the marks: each claim underlined at exactly its characters, in the colour of its CCP
+    runs = page.locator("#output .tt-cl").evaluate_all(
+        "es => es.map(e => [e.dataset.claims.split(' '), e.textContent, getComputedStyle(e).borderBottomColor])")
+    for k, c in enumerate(claims):
+        mine = [(t, colour) for numbers, t, colour in runs if str(k + 1) in numbers]
+        assert "".join(t for t, _ in mine) == text[slice(*c["char_span"])]
+        assert _rgb(mine[0][1]) == confidence_rgb(c["scores"][ccp])
+    assert page.locator("#output .tt-cn").count() == len(claims)
+    # hovering a claim shows its scores
+    page.locator("#output .tt-cl").first.hover()
+    assert page.is_visible("#claim-tip")
+    assert f"{ccp} = " in page.inner_text("#claim-tip") and f"{prob} = " in page.inner_text("#claim-tip")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webui-claims.png"), full_page=True)
+    # the toggle hides the marks and shows them again
+    style = "e => getComputedStyle(e).borderBottomStyle"
+    page.uncheck("#show-claims")
+    assert page.locator("#output .tt-cl").first.evaluate(style) == "none"
+    assert not page.locator("#output .tt-cn").first.is_visible()
+    page.check("#show-claims")
+    assert page.locator("#output .tt-cl").first.evaluate(style) == "solid"
+    assert page.locator("#output .tt-cn").first.is_visible()
+    assert not errors
     page.close()

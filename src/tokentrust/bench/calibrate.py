@@ -47,8 +47,10 @@ def calibrate_run(
 
     if not 0.0 < test_size < 1.0:
         raise UserInputError(f"test_size must be in (0, 1), got {test_size}")
+    from .claims import measured_rows
+
     run_dir = Path(run_dir)
-    items = load_items(run_dir)
+    items = measured_rows(run_dir, load_items(run_dir))  # at claim level: the labelled claims
     eid = build_estimator(estimator).id
     present = sorted({k for r in items for k in r["scores"]})
     rows = [(r["scores"][eid]["value"], r["correct"], r["quality"], r["scores"][eid]["is_probability"])

@@ -166,8 +166,41 @@ def _confident_wrong(items: list[dict[str, Any]], eid: str | None) -> str:
     return "".join(blocks)
 
 
-def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
-    """The whole page as one HTML string (plotly.js inlined)."""
+def _claims_summary(metrics: dict[str, Any]) -> str:
+    c = metrics["claims"]
+    return (f"<p class='tt-meta'>{c['n_claims']} claims in {metrics['n_items']} answers "
+            f"({c['answers_without_claims']} without any): {c['n_true']} true, {c['n_false']} false, "
+            f"{c['n_unverifiable']} unverifiable (labelled share {_fmt(c['labelled_share'])}); "
+            f"{c['n_dropped']} matched no answer token (dropped share {_fmt(c['dropped_share'])}, NaN scores). "
+            "Metrics pool the labelled claims of every answer.</p>")
+
+
+def _answers_with_claims(answers: list[dict[str, Any]], n: int = 10) -> str:
+    """The first ``n`` answers with their claims marked and coloured (the notebook renderer)."""
+    from ..annotated import Annotated
+    from ..render.html import render_html
+    from ..scores import Level, Scores
+    from ..stats.claims import Claim
+    from ..trace import Trace
+
+    blocks = []
+    for r in [r for r in answers if r.get("claims") and r.get("trace")][:n]:
+        claims = [Claim(text=c["text"], char_span=tuple(c["char_span"]), token_indices=c["token_indices"],
+                        sentence=0, scores={e: v["value"] for e, v in c["scores"].items()}) for c in r["claims"]]
+        ids = list(r["claims"][0]["scores"])
+        scores = [Scores(estimator=e, level=Level.CLAIM, spans=[c["token_indices"] for c in r["claims"]],
+                         values=[c["scores"][e]["value"] for c in r["claims"]],
+                         raw=[c["scores"][e]["raw"] for c in r["claims"]]) for e in ids]
+        labels = ", ".join(f"{html.escape(c['text'][:40])}: <b>{c['label']}</b>" for c in r["claims"])
+        result = Annotated(trace=Trace.model_validate(r["trace"]), scores=scores, claims=claims)
+        blocks.append(f'<div class="tt-wrong"><div class="tt-q">{html.escape(str(r["id"]))}</div>'
+                      f'{render_html(result)}<div class="tt-ref">labels: {labels}</div></div>')
+    return "".join(blocks) or "<p>No answer has claims.</p>"
+
+
+def render_report(metrics: dict[str, Any], items: list[dict[str, Any]],
+                  answers: list[dict[str, Any]] | None = None) -> str:
+    """The whole page as one HTML string (plotly.js inlined). At claim level ``items`` are labelled claims."""
     from plotly.offline import get_plotlyjs
 
     ids = list(metrics["estimators"])
@@ -175,6 +208,7 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
     probs = {k for r in items for k, s in r["scores"].items() if s.get("is_probability")}
     prob_ids = [e for e in ids if e in probs]
     ds = metrics["dataset"]
+    claims = metrics.get("level") == "claim"
     primary = next((e for e in ids if e == "maximum_sequence_probability"), ids[0] if ids else None)
     status = "" if metrics.get("complete") else f" (unfinished: {metrics['n_items']} items so far)"
     failures = metrics.get("failures") or []
@@ -192,9 +226,11 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
         f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(str(ds.get('name')))} · {html.escape(str(metrics['model']))}{status}</h1>",
         (f"<p class='tt-meta'>dataset version {html.escape(str(ds.get('version')))} · {metrics['n_items']} items · "
-         f"accuracy {metrics['accuracy']:.3f} (rule: {html.escape(metrics['correctness_rule'])}) · "
+         f"{'share of true claims' if claims else 'accuracy'} {_fmt(metrics['accuracy'])} "
+         f"(rule: {html.escape(metrics['correctness_rule'])}) · "
          f"generation {html.escape(json.dumps(metrics['generation']))}</p>"),
-        "<h2>How well each score predicts a correct answer</h2>",
+        _claims_summary(metrics) if claims else "",
+        f"<h2>How well each score predicts a {'true claim' if claims else 'correct answer'}</h2>",
         _metrics_legend(columns),
         _metrics_table(metrics, columns),
         "<h2>Accuracy–coverage</h2>", _figure_html(_rejection_figure(items, ids)),
@@ -203,8 +239,11 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
         parts += ["<h2>Reliability</h2>", _figure_html(_reliability_figure(items, prob_ids))]
     if ids:
         parts += ["<h2>Score distributions</h2>", _figure_html(_histogram_figure(items, ids))]
+    if claims:
+        parts += ["<h2>Answers with their claims</h2>", _answers_with_claims(answers or [])]
     parts += [
-        f"<h2>The {N_WRONG} most confident wrong answers (by {html.escape(primary or '–')})</h2>",
+        (f"<h2>The {N_WRONG} most confident {'false claims' if claims else 'wrong answers'} "
+        f"(by {html.escape(primary or '–')})</h2>"),
         "<p class='tt-meta'>Tokens coloured by probability (red 0 → amber 0.5 → green 1); hover for alternatives.</p>",
         _confident_wrong(items, primary),
         failure_html,
@@ -214,8 +253,12 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def write_report(out: str | Path, *, metrics: dict[str, Any] | None = None, items: list[dict[str, Any]] | None = None) -> Path:
-    """Write ``report.html`` into a run folder (from its saved files unless given) and return its path."""
+def write_report(out: str | Path, *, metrics: dict[str, Any] | None = None, items: list[dict[str, Any]] | None = None,
+                 answers: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``report.html`` into a run folder (from its saved files unless given) and return its path.
+
+    At claim level ``items`` are the labelled claims (rows of :func:`~tokentrust.bench.claims.claim_rows`) and
+    ``answers`` the answers they came from."""
     out = Path(out)
     if metrics is None:
         path = out / METRICS_FILE
@@ -223,9 +266,12 @@ def write_report(out: str | Path, *, metrics: dict[str, Any] | None = None, item
             raise UserInputError(f"{out} has no {METRICS_FILE}; run `tokentrust bench` (or resume it) first")
         metrics = json.loads(path.read_text(encoding="utf-8"))
     if items is None:
-        items = load_items(out)
+        from .claims import measured_rows
+
+        answers = load_items(out)
+        items = measured_rows(out, answers)
     target = out / REPORT_FILE
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(render_report(metrics, items), encoding="utf-8")
+    tmp.write_text(render_report(metrics, items, answers=answers), encoding="utf-8")
     tmp.replace(target)
     return target

@@ -86,34 +86,60 @@ class RunResult:
 # --------------------------------------------------------------------------- estimators
 
 
-def bench_estimators(specs: Sequence[str] | None, backend: Any = None) -> list[Estimator]:
-    """Answer-level estimators for a benchmark.
+#: Claim-level scores measured when ``--level claim`` names none: cheap, and CCP with the offline judge.
+DEFAULT_CLAIM_ESTIMATORS = ("ccp", "claim_probability", "claim_probability:reduce=geometric_mean",
+                            "claim_max_entropy")
 
-    ``None``: every registered sequence-level estimator that needs nothing beyond what a trace carries
-    (:attr:`Estimator.needs_only_trace`: no second model pass, no sampling, no new prompts, no other
-    model) and that the backend supports, with default parameters. ``["all"]``: every sequence-level estimator
-    the backend supports. Otherwise the named ones (``name:key=value``); token-level ones are refused
-    because a benchmark measures one score per answer.
+
+def bench_estimators(specs: Sequence[str] | None, backend: Any = None, *, level: str = "sequence",
+                     claims: str = "sentences") -> list[Estimator]:
+    """The estimators a benchmark measures at ``level`` (``sequence``: one score per answer; ``claim``).
+
+    ``None``: at sequence level every registered sequence-level estimator that needs nothing beyond what a
+    trace carries (:attr:`Estimator.needs_only_trace`: no second model pass, no sampling, no new prompts, no
+    other model) and that the backend supports, with default parameters; at claim level
+    :data:`DEFAULT_CLAIM_ESTIMATORS`. ``["all"]``: every estimator of the level the backend supports.
+    Otherwise the named ones (``name:key=value``); another level is refused. Claim estimators all cut claims
+    with the run's extractor ``claims`` (the labels belong to those claims), so one naming another is refused.
     """
     from ..registry import estimators as registry
 
-    if specs is None or list(specs) == ["all"]:
-        available = set(backend.capabilities) if backend is not None else set(Capability)
-        defaults = [cls() for _, cls in registry.items() if cls.level is Level.SEQUENCE]
-        return [e for e in defaults if e.requires <= available and (specs is not None or e.needs_only_trace)]
-    if "all" in specs:
-        raise UserInputError("'all' cannot be combined with other estimators; give -e all alone")
-    out: list[Estimator] = []
-    for spec in specs:
-        est = build_estimator(spec)
-        if est.level is not Level.SEQUENCE:
-            raise UserInputError(
-                f"{est.id} is {est.level.value}-level; a benchmark scores whole answers, so use an answer-level "
-                f"estimator (e.g. mean_token_entropy instead of token_entropy; see `tokentrust estimators`)"
-            )
-        if est not in out:
-            out.append(est)
-    return out
+    want = Level(level)
+    available = set(backend.capabilities) if backend is not None else set(Capability)
+    if specs is None and want is Level.CLAIM:
+        specs = DEFAULT_CLAIM_ESTIMATORS
+        chosen = [build_estimator(s) for s in specs]
+        chosen = [e for e in chosen if e.requires <= available] or chosen
+    elif specs is None or list(specs) == ["all"]:
+        defaults = [cls() for _, cls in registry.items() if cls.level is want]
+        chosen = [e for e in defaults if e.requires <= available and (specs is not None or e.needs_only_trace)]
+    else:
+        if "all" in specs:
+            raise UserInputError("'all' cannot be combined with other estimators; give -e all alone")
+        chosen = []
+        for spec in specs:
+            est = build_estimator(spec)
+            if est.level is not want:
+                hint = ("a benchmark scores whole answers, so use an answer-level estimator (e.g. mean_token_entropy "
+                        "instead of token_entropy), or --level claim for claim scores" if want is Level.SEQUENCE
+                        else "--level claim measures claim-level scores (e.g. ccp, claim_probability)")
+                raise UserInputError(f"{est.id} is {est.level.value}-level; {hint}; see `tokentrust estimators`")
+            if est not in chosen:
+                chosen.append(est)
+    if want is Level.CLAIM:
+        chosen = [_with_extractor(e, claims) for e in chosen]
+    return list(dict.fromkeys(chosen))
+
+
+def _with_extractor(est: Estimator, claims: str) -> Estimator:
+    import dataclasses
+
+    default = next(f.default for f in dataclasses.fields(est) if f.name == "claims")
+    current = est.claims
+    if current not in (default, claims):
+        raise UserInputError(f"{est.id} cuts claims with {current!r} but the run uses {claims!r}; "
+                             "set the extractor once for the run (claims = … / --claims-model)")
+    return dataclasses.replace(est, claims=claims) if current != claims else est
 
 
 # --------------------------------------------------------------------------- run folder
@@ -173,19 +199,27 @@ def _open_folder(out: Path, spec: RunSpec) -> None:
 
 
 def _score_item(
-    item: Item, trace: Any, estimators: list[Estimator], backend: Any, dataset: Dataset, seed: int
+    item: Item, trace: Any, estimators: list[Estimator], backend: Any, dataset: Dataset, spec: RunSpec
 ) -> dict[str, Any]:
-    ctx = Context(trace, backend, references=list(item.references), seed=seed)
+    ctx = Context(trace, backend, references=list(item.references), seed=spec.seed)
     scores: dict[str, dict[str, Any]] = {}
+    claim_scores = []
     failures: list[dict[str, str]] = []
     for est in estimators:
         try:
             s = ctx.get(est)
-            scores[est.id] = {"value": float(s.values[0]), "raw": float(s.raw[0]), "is_probability": s.is_probability}
+            if s.level is Level.CLAIM:
+                claim_scores.append(s)
+            else:
+                scores[est.id] = {"value": float(s.values[0]), "raw": float(s.raw[0]),
+                                  "is_probability": s.is_probability}
         except Exception as exc:  # noqa: BLE001 - recorded as a Failure row, never lost
             failures.append({"estimator": est.id, "item": item.id, "message": f"{type(exc).__name__}: {exc}"})
     quality = judge(dataset, trace.text, item.references)
-    return {
+    extra: dict[str, Any] = {}
+    if spec.level == "claim":
+        extra["claims"] = _item_claims(item, ctx, claim_scores, backend, spec, failures)
+    return {**extra, 
         "id": item.id,
         "prompt": item.prompt,
         "references": list(item.references),
@@ -199,6 +233,21 @@ def _score_item(
         "failures": failures,
         "trace": json.loads(trace.to_json()),
     }
+
+
+def _item_claims(item: Item, ctx: Context, scores: list[Any], backend: Any, spec: RunSpec,
+                 failures: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The item's claims with their labels and the values of every claim score that did not fail."""
+    from ..stats.claims import Claims
+    from .claims import claim_records, label_claims
+
+    try:
+        claims = ctx.get(Claims(extractor=spec.claims))
+        labels = label_claims(item, claims, backend=backend, judge=spec.claim_judge)
+    except Exception as exc:  # noqa: BLE001 - recorded as a Failure row, never lost
+        failures.append({"estimator": "claims", "item": item.id, "message": f"{type(exc).__name__}: {exc}"})
+        return []
+    return claim_records(claims, labels, scores)
 
 
 # --------------------------------------------------------------------------- generation
@@ -253,15 +302,21 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
         spec = load_spec(spec)
     start = time.perf_counter()
     dataset = load_dataset(spec.dataset, limit=spec.limit, seed=spec.seed, correctness=spec.correctness)
+    if spec.level == "claim":
+        from ..stats.claims import make_extractor
+        from .claims import check_labellable
+
+        check_labellable(dataset)
+        make_extractor(spec.claims).connect()
     if spec.estimators not in (None, ["all"]):
-        bench_estimators(spec.estimators)  # bad names fail before the model loads
+        bench_estimators(spec.estimators, level=spec.level, claims=spec.claims)  # bad names fail before loading
     if backend is None:
         from ..loading import load
 
         backend = load(spec.model)
         if spec.batch_size is not None and hasattr(backend, "batch_size"):
             backend.batch_size = spec.batch_size  # our own instance: batch as the spec says
-    estimators = bench_estimators(spec.estimators, backend)
+    estimators = bench_estimators(spec.estimators, backend, level=spec.level, claims=spec.claims)
     check_compatible(estimators, backend)
     config = spec.generation_config()
     out = Path(spec.out) if spec.out else default_out(spec, backend.model_id)
@@ -291,7 +346,7 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
             n_cached += len(batch) - len(missing)
             for item, trace in zip(batch, traces, strict=True):
                 if trace is not None:
-                    log.append(_score_item(item, trace, estimators, backend, dataset, spec.seed))
+                    log.append(_score_item(item, trace, estimators, backend, dataset, spec))
                 bar.advance(task)
     metrics = finalize(out)
     return RunResult(
@@ -337,7 +392,9 @@ def results_frame(items: list[dict[str, Any]], estimator_ids: Sequence[str]) -> 
             s = r["scores"].get(eid)
             row[f"raw:{eid}"] = s["raw"] if s else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["id", "prompt", "answer", "references", "correct", "quality", "n_tokens", "finish_reason",
+               *estimator_ids, *(f"raw:{eid}" for eid in estimator_ids)]
+    return pd.DataFrame(rows, columns=columns)  # the columns even with no row (a claim run with no labelled claim)
 
 
 def estimator_metrics(
@@ -377,6 +434,12 @@ def finalize(out: str | Path) -> dict[str, Any]:
     if not items:
         raise UserInputError(f"{out} has no finished items yet; nothing to report")
     est_ids = [e["id"] for e in meta["estimators"]]
+    answers, claim_counts = items, None
+    if spec.level == "claim":  # the rows measured are the labelled claims, pooled over every answer
+        from .claims import claim_rows, claim_summary
+
+        claim_counts = claim_summary(items)
+        items = claim_rows(items, {e["id"]: e["is_probability"] for e in meta["estimators"]})
     frame = results_frame(items, est_ids)
     frame.to_parquet(out / RESULTS_FILE, index=False)
 
@@ -387,10 +450,10 @@ def finalize(out: str | Path) -> dict[str, Any]:
                                    is_probability=e["is_probability"])
         for e in meta["estimators"]
     }
-    failures = [f for r in items for f in r["failures"]]
+    failures = [f for r in answers for f in r["failures"]]
     refused = out / GENERATION_FAILURES_FILE
     if refused.exists():  # items the backend refused to generate, latest reason each, if still unfinished
-        done = {r["id"] for r in items}
+        done = {r["id"] for r in answers}
         latest = {r["id"]: r for r in ItemLog(refused).read() if r["id"] not in done}
         failures += [{k: r[k] for k in ("estimator", "item", "message")} for r in latest.values()]
     n_total = meta["dataset"].get("n_items")
@@ -399,17 +462,20 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "model": meta["model"],
         "generation": meta["generation"],
         "spec": spec.model_dump(),
-        "n_items": len(items),
-        "complete": n_total is not None and len(items) >= n_total,
-        "accuracy": float(correct.mean()),
-        "mean_quality": float(quality.mean()),
-        "correctness_rule": items[0]["rule"],
+        "n_items": len(answers),
+        "complete": n_total is not None and len(answers) >= n_total,
+        "accuracy": float(correct.mean()) if len(correct) else None,
+        "mean_quality": float(quality.mean()) if len(quality) else None,
+        "correctness_rule": items[0]["rule"] if items else "claim label",
         "metric_notes": metric_notes(metric_columns()),
         "estimators": per_estimator,
         "failures": failures,
     }
+    if claim_counts is not None:
+        metrics["level"] = "claim"
+        metrics["claims"] = claim_counts
     tmp = out / (METRICS_FILE + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     tmp.replace(out / METRICS_FILE)
-    write_report(out, metrics=metrics, items=items)
+    write_report(out, metrics=metrics, items=items, answers=answers)
     return metrics

@@ -13,7 +13,9 @@
 
 ``temperature``, ``top_p``, ``top_k`` (alternatives recorded per token), ``chat``, ``correctness`` (a
 rule overriding the dataset's, e.g. ``"chrf>=50"``) and ``cache`` (the generation cache file) are
-optional too. Every value is checked here, before a model is loaded; errors name the key and the
+optional too. ``level = "claim"`` measures claim-level scores on the answers' claims (cut by ``claims``, an
+extractor spec, default ``"sentences"``), labelled by the dataset's facts or by checking them against each
+item's ``reference`` text with ``claim_judge`` (``"auto"``, ``"embedding"``, ``"judge"``, ``"nli:<model>"``). Every value is checked here, before a model is loaded; errors name the key and the
 valid values. :meth:`RunSpec.identity` is what must match for a run folder to be resumed.
 """
 
@@ -26,7 +28,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -55,6 +57,9 @@ class RunSpec(BaseModel):
     batch_size: int | None = None  # rows decoded at once; None: the backend's own (from model size and memory)
     out: str | None = None
     cache: str | None = None
+    level: Literal["sequence", "claim"] = "sequence"
+    claims: str = "sentences"
+    claim_judge: str = "auto"
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -93,6 +98,13 @@ class RunSpec(BaseModel):
             if any(not s.strip() for s in v):
                 raise ValueError("an estimator spec is empty")
         return v
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: str) -> str:
+        from ..stats.claims import canonical_extractor
+
+        return canonical_extractor(v)
 
     @field_validator("correctness")
     @classmethod

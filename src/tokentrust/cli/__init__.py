@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-_COMMAND_MODULES: tuple[str, ...] = ("ask", "bench", "serve")
+_COMMAND_MODULES: tuple[str, ...] = ("ask", "bench", "serve", "verify")
 
 
 def _version(value: bool) -> None:

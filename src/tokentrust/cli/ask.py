@@ -8,7 +8,7 @@ from typing import Annotated as Arg
 import typer
 from rich.console import Console
 
-from .options import ColourOpt, EstimatorOpt, JsonOpt, ModelOpt, RawOpt, TopKOpt
+from .options import ClaimsModelOpt, ColourOpt, EstimatorOpt, JsonOpt, ModelOpt, RawOpt, TopKOpt
 
 
 def _show(result: object, as_json: bool, colour_by: str | None) -> None:
@@ -43,9 +43,12 @@ def ask(
     top_k: TopKOpt = 10,
     raw: RawOpt = False,
     colour_by: ColourOpt = None,
+    claims_model: ClaimsModelOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Ask the model a question; show every token coloured by confidence, with alternatives and scores.
+
+    Claim-level scores (-e ccp, -e claim_probability) cut the answer into claims and score each one.
 
     Example: tokentrust ask "What is the capital of Australia?" -e msp -e mean_token_entropy
     """
@@ -53,12 +56,13 @@ def ask(
     from ..annotated import resolve_estimators
     from ..capability import check_compatible
     from ..config import GenerationConfig
+    from ..estimators.claim import with_claims_model
 
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, chat=not raw
     )
     specs = _estimators_with_colour(estimator, colour_by)
-    chosen = resolve_estimators(specs)
+    chosen = with_claims_model(resolve_estimators(specs), claims_model)
     backend = load(model)
     if estimator is None:  # the defaults this backend can serve (a server shows no full distribution)
         chosen = [e for e in chosen if set(e.requires) <= set(backend.capabilities)] or chosen
@@ -75,6 +79,7 @@ def score(
     top_k: TopKOpt = 10,
     raw: RawOpt = False,
     colour_by: ColourOpt = None,
+    claims_model: ClaimsModelOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Score an answer you already have: how sure would the model have been of each of its tokens?
@@ -84,8 +89,9 @@ def score(
     from .. import annotate, load
     from ..annotated import resolve_estimators
     from ..capability import check_compatible
+    from ..estimators.claim import with_claims_model
 
-    chosen = resolve_estimators(_estimators_with_colour(estimator, colour_by))
+    chosen = with_claims_model(resolve_estimators(_estimators_with_colour(estimator, colour_by)), claims_model)
     backend = load(model)
     check_compatible(chosen, backend)
     trace = backend.score(prompt, answer, chat=not raw, top_k=top_k)

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .options import ModelOpt
+from .options import ClaimsModelOpt, ModelOpt
 
 
 def _dataset_help() -> str:
@@ -42,7 +42,12 @@ def _print_table(metrics: dict[str, Any], report: Path) -> None:
     best = best_values(rows.values(), columns)
     ds = metrics["dataset"]
     title = (f"{ds['name']} ({ds.get('version')}) · {metrics['model']} · {metrics['n_items']} items · "
-             f"accuracy {metrics['accuracy']:.3f}")
+             f"accuracy {_fmt(metrics['accuracy'])}")
+    if metrics.get("level") == "claim":
+        c = metrics["claims"]
+        title = (f"{ds['name']} ({ds.get('version')}) · {metrics['model']} · {metrics['n_items']} answers · "
+                 f"{c['n_claims']} claims, {c['n_true'] + c['n_false']} labelled ({_fmt(c['labelled_share'])}), "
+                 f"{c['n_dropped']} dropped · share true {_fmt(metrics['accuracy'])}")
     lower = any(not c.info.higher_is_better for c in columns)
     table = Table(title=title, caption="↓ lower is better" if lower else None)
     table.add_column("estimator", overflow="fold")
@@ -81,10 +86,21 @@ def bench(
     cache: Arg[str | None, typer.Option("--cache", help="Generation cache file [default: ~/.cache/tokentrust/"
                                         "generations.sqlite].")] = None,
     spec: Arg[Path | None, typer.Option("--spec", help="TOML run spec; options given here override its values.")] = None,
+    level: Arg[str | None, typer.Option(
+        "--level", help="sequence: one score per answer [default]; claim: score each claim of long answers, label "
+        "claims by the dataset's facts (country_facts) or each item's 'reference' text, pool them over answers.",
+    )] = None,
+    claims_model: ClaimsModelOpt = None,
+    claim_judge: Arg[str | None, typer.Option(
+        "--claim-judge", help="How claims are checked against an item's 'reference' text at --level claim: auto "
+        "[default: the model as judge], embedding, judge or nli:<path or hub id>.")] = None,
     json: Arg[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
     no_progress: Arg[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Run a benchmark: answer every question, score and judge each answer, measure each score.
+
+    With --level claim: cut each answer into claims, label them, measure claim scores (ROC-AUC, PR-AUC, PRR)
+    over the claims of every answer. Example: tokentrust bench --dataset country_facts --level claim
 
     Writes results.parquet, metrics.json and report.html into the run folder. Interrupt it at any time
     (Ctrl-C) and run the same command again: finished items are kept and nothing is generated twice.
@@ -95,8 +111,14 @@ def bench(
     from ..bench.spec import RunSpec, load_spec
     from ..errors import UserInputError
 
+    claims = None
+    if claims_model is not None:
+        from ..stats.claims import make_extractor
+
+        claims = make_extractor(f"llm:model={claims_model}").spec
     options = {"dataset": dataset, "limit": limit, "estimators": estimator, "model": model,
-               "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache}
+               "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache,
+               "level": level, "claims": claims, "claim_judge": claim_judge}
     if spec is not None:
         run_spec = load_spec(spec, **options)
     else:

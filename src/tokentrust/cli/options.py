@@ -30,3 +30,11 @@ ColourOpt = Arg[
     str | None,
     typer.Option("--colour-by", help="Token-level score that colours the text (default: token_probability)."),
 ]
+ClaimsModelOpt = Arg[
+    str | None,
+    typer.Option(
+        "--claims-model",
+        help="Model that cuts the answer into claims (a backend spec, e.g. openai:<base_url>#<model>); "
+        "default: the offline sentence and clause splitter.",
+    ),
+]

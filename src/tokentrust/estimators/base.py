@@ -9,7 +9,7 @@ import numpy as np
 
 from ..capability import TRACE_CAPABILITIES, Capability
 from ..errors import UserInputError
-from ..registry import estimators, parse_spec, snake_case
+from ..registry import estimators, instantiate, parse_spec, snake_case
 from ..scores import Level, Scores
 from ..stat import Context, Stat
 
@@ -66,7 +66,8 @@ class Estimator(Stat[Scores]):
         ]
         return f"{self.registry_id}({', '.join(changed)})" if changed else self.registry_id
 
-    def _scores(self, ctx: Context, values: Any, raw: Any, spans: list[list[int]] | None = None) -> Scores:
+    def _scores(self, ctx: Context, values: Any, raw: Any, spans: list[list[int]] | None = None,
+                extras: dict[str, list[Any]] | None = None) -> Scores:
         values = np.atleast_1d(np.asarray(values, dtype=float))
         raw = np.atleast_1d(np.asarray(raw, dtype=float))
         n = len(ctx.trace)
@@ -79,6 +80,7 @@ class Estimator(Stat[Scores]):
             values=values.tolist(),
             raw=raw.tolist(),
             is_probability=self.is_probability,
+            extras=extras or {},
         )
 
 
@@ -132,12 +134,4 @@ def build_estimator(spec: str | Estimator) -> Estimator:
         return spec
     name, kwargs = parse_spec(spec)
     cls = estimators.get(name)
-    valid = {f.name: f.type for f in fields(cls)}
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        params = ", ".join(sorted(valid)) or "none"
-        raise UserInputError(f"estimator {cls.registry_id!r} has no parameter {', '.join(unknown)}; valid: {params}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise UserInputError(f"bad parameters for estimator {cls.registry_id!r}: {exc}") from exc
+    return instantiate(cls, kwargs, what=f"estimator {cls.registry_id!r}")

@@ -55,7 +55,8 @@ async def info(request: Request) -> dict[str, Any]:
     for name, cls in estimator_registry.items():
         est = cls()
         rows.append({
-            "id": name, "level": est.level.value, "is_probability": bool(est.is_probability),
+            "id": name, "aliases": estimator_registry.aliases_of(name), "level": est.level.value,
+            "is_probability": bool(est.is_probability),
             "available": est.requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
         })
     policy = state.policy

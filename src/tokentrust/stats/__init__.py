@@ -6,7 +6,7 @@ groups them by meaning. Similarities are named by spec strings (``embedding``, `
 process by :mod:`.resources`.
 """
 
-from . import embedding, judge, lexical, nli  # noqa: F401  (register the similarity kinds)
+from . import claims, embedding, judge, lexical, nli  # noqa: F401  (register the similarity and claim kinds)
 from .clusters import SemanticClusters, greedy_clusters
 from .sampling import AnswerTexts, Samples, question_text
 from .similarity import NliProbabilities, Similarity, SimilarityMatrix, make_similarity

@@ -67,6 +67,7 @@ class JudgeSimilarity(Similarity):
 
     forms = ("judge", "judge:max_new_tokens=<n>")
     default_threshold = 0.5
+    judges_meaning = True
     requires = frozenset({Capability.GENERATION})
     max_new_tokens: int = 4
 
@@ -80,3 +81,8 @@ class JudgeSimilarity(Similarity):
 
     def pairs(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> np.ndarray:
         return ask_judge(backend, question, list(zip(a, b, strict=True)), max_new_tokens=self.max_new_tokens)
+
+    def verdicts(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> list[str]:
+        """The model's yes (``entail``), no (``contradict``) or unclear reply (``neutral``) for each pair."""
+        agree = ask_judge(backend, question, list(zip(a, b, strict=True)), max_new_tokens=self.max_new_tokens)
+        return ["entail" if v == 1.0 else "contradict" if v == 0.0 else "neutral" for v in agree]

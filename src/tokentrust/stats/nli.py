@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ModelLoadError, UserInputError
 from ..registry import similarities
 from . import resources
-from .similarity import Similarity, with_question
+from .similarity import Similarity, combine_verdicts, with_question
 
 NLI_LABELS = ("entail", "neutral", "contradict")
 
@@ -92,6 +92,7 @@ class NliSimilarity(Similarity):
     forms = ("nli:<path or hub id>",)
     default_threshold = None
     entailment = True
+    judges_meaning = True
     uses_models = True
     model: str
 
@@ -123,3 +124,12 @@ class NliSimilarity(Similarity):
         qa, qb = with_question(question, a), with_question(question, b)
         p = self.classifier().probs([*qa, *qb], [*qb, *qa])[:, 0]
         return (p[: len(a)] + p[len(a) :]) / 2
+
+    def verdicts(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> list[str]:
+        """Both directions classified (argmax label each), combined by :func:`combine_verdicts`; the texts are
+        compared bare (CCP's ``no_context``), without the question."""
+        if not a:
+            return []
+        p = self.classifier().probs([*a, *b], [*b, *a])
+        labels = [NLI_LABELS[int(i)] for i in np.argmax(p, axis=1)]
+        return [combine_verdicts(f, r) for f, r in zip(labels[: len(a)], labels[len(a) :], strict=True)]

@@ -38,7 +38,8 @@ class Similarity:
       when it clusters by entailment labels instead (``entailment``);
     * ``entailment`` — it gives directional (entail, neutral, contradict) probabilities (:meth:`directional`);
     * ``requires`` — what it needs from the backend (the judge asks the generating model);
-    * ``uses_models`` — it loads a model of its own (a sentence encoder, an NLI classifier).
+    * ``uses_models`` — it loads a model of its own (a sentence encoder, an NLI classifier);
+    * ``judges_meaning`` — it tells a changed meaning from an unrelated text (:meth:`verdicts`, used by CCP).
 
     ``question`` is the question the texts answer: kinds that condition on it use it (NLI prefixes it, the
     judge shows it), the others ignore it. ``backend`` is the generating model, needed only by the judge.
@@ -50,6 +51,7 @@ class Similarity:
     entailment: ClassVar[bool] = False
     requires: ClassVar[frozenset[Capability]] = frozenset()
     uses_models: ClassVar[bool] = False
+    judges_meaning: ClassVar[bool] = False
 
     @classmethod
     def from_argument(cls, argument: str, spec: str) -> Similarity:
@@ -83,6 +85,13 @@ class Similarity:
     def pairs(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> np.ndarray:
         """Similarity of ``a[i]`` with ``b[i]`` for every ``i`` (one batched call)."""
         raise NotImplementedError(f"{type(self).__name__}.pairs")
+
+    def verdicts(self, a: Sequence[str], b: Sequence[str], *, question: str = "", backend: Any = None) -> list[str]:
+        """Does ``b[i]`` keep the meaning of ``a[i]`` (``entail``), change it (``contradict``) or neither
+        (``neutral``)? The meaning-change judge of CCP (METHODS.md §2.6), one batched call; kinds that cannot
+        tell a change of meaning from unrelated text refuse."""
+        raise UserInputError(f"similarity {self.registry_id!r} cannot tell a changed meaning from an unrelated one; "
+                             "use nli:<local path or hub id>, embedding or judge")
 
     def directional(self, texts: Sequence[str], *, question: str = "") -> np.ndarray:
         """``(m, m, 3)`` probabilities (entail, neutral, contradict) of premise ``texts[i]`` → hypothesis
@@ -118,6 +127,16 @@ def _dedupe(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     unique = list(dict.fromkeys(texts))
     pos = {t: i for i, t in enumerate(unique)}
     return unique, np.asarray([pos[t] for t in texts], dtype=int)
+
+
+def combine_verdicts(forward: str, backward: str) -> str:
+    """One verdict from NLI(a→b) and NLI(b→a) (LM-Polygraph's rule): equal → that one; entail against
+    contradict → neutral; otherwise whichever of entail or contradict appears."""
+    if forward == backward:
+        return forward
+    if {forward, backward} == {"entail", "contradict"}:
+        return "neutral"
+    return forward if forward != "neutral" else backward
 
 
 def paired_similarity(spec: str, a: Sequence[str], b: Sequence[str], *, backend: Any = None,

