@@ -9,6 +9,7 @@
 
 from . import backends, calibration, estimators, metrics, registry  # noqa: F401  (register the built-ins)
 from .annotated import DEFAULT_ESTIMATORS, Annotated, annotate
+from .attribution import Attribution, explain
 from .backends.base import Backend, RenderedPrompt
 from .bench import datasets as _datasets  # noqa: F401  (registers the built-in datasets)
 from .capability import Capability, check_compatible
@@ -54,6 +55,7 @@ def list_estimators() -> list[str]:
 __all__ = [
     "DEFAULT_ESTIMATORS",
     "Annotated",
+    "Attribution",
     "Backend",
     "BusyError",
     "Capability",
@@ -83,6 +85,7 @@ __all__ = [
     "annotate",
     "build_estimator",
     "check_compatible",
+    "explain",
     "extract_claims",
     "list_estimators",
     "load",

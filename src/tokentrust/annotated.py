@@ -9,6 +9,7 @@ from pydantic import Field
 
 from .config import Record
 from .decide.policy import Decision, Policy
+from .decide.rationale import rationale_from_context
 from .errors import TokentrustError, UnknownNameError
 from .estimators.base import Estimator, build_estimator
 from .scores import Level, Scores
@@ -32,6 +33,9 @@ DEFAULT_ESTIMATORS: tuple[str, ...] = (
 class Annotated(Record):
     """A trace, the scores computed on it and, when a policy was applied, what to tell the user.
 
+    ``rationale``: one sentence on what the sampled answers disagreed about, when a clustered sampling score
+    (semantic entropy, NumSemSets, …) found several meanings (:mod:`tokentrust.decide.rationale`).
+
     ``claims`` lists the answer's claims when a claim-level score was asked for, each with its text, character
     span, token indices and its value under every claim-level score (``claim.scores[estimator id]``).
 
@@ -43,6 +47,7 @@ class Annotated(Record):
     scores: list[Scores]
     claims: list[Claim] = Field(default_factory=list)
     decision: Decision | None = None
+    rationale: str | None = None
 
     def __getitem__(self, estimator: str) -> Scores:
         """The scores of ``estimator``: its canonical id, an alias or a spec (``msp``, ``name:key=value``)."""
@@ -57,9 +62,15 @@ class Annotated(Record):
         names = ", ".join(s.estimator for s in self.scores)
         raise UnknownNameError(f"no scores for {estimator!r} in this result; present: {names}")
 
-    def decided(self, policy: Policy) -> Annotated:
-        """This result with ``policy``'s decision for its answer (``policy.score`` must be among the scores)."""
-        return self.model_copy(update={"decision": policy.decide(self[policy.score].value, self.trace.text)})
+    def decided(self, policy: Policy | None = None, calibrator: object = None) -> Annotated:
+        """This result with :func:`~tokentrust.decide.decide`'s decision for its answer (``policy.score`` must
+        be among the scores, or be the ``calibrator``'s probability, which is then added to the scores)."""
+        from .decide.decision import calibrated
+
+        decision, probability = calibrated(self, calibrator, policy)
+        scores = self.scores if probability is None else [
+            *(s for s in self.scores if s.estimator != probability.estimator), probability]
+        return self.model_copy(update={"decision": decision, "scores": scores})
 
     @property
     def sequence_scores(self) -> list[Scores]:
@@ -112,7 +123,8 @@ def annotate(
     check_compatible(chosen, backend, trace)
     ctx = Context(trace, backend, seed=seed)
     scores = [ctx.get(est) for est in chosen]
-    return Annotated(trace=trace, scores=scores, claims=_scored_claims(ctx, chosen, scores))
+    return Annotated(trace=trace, scores=scores, claims=_scored_claims(ctx, chosen, scores),
+                     rationale=rationale_from_context(ctx, chosen))
 
 
 def _scored_claims(ctx: Context, chosen: Sequence[Estimator], scores: Sequence[Scores]) -> list[Claim]:

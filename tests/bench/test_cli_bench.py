@@ -20,25 +20,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from _cli import run_cli as cli
+
 ENV = {**os.environ, "COLUMNS": "150", "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
 CMD = [sys.executable, "-m", "tokentrust"]
 
 
-def cli(capsys, *args):
-    """Run the command line in this process (no import cost): ``(exit code, stdout, stderr)``."""
-    from tokentrust.cli import main
-
-    argv = sys.argv
-    sys.argv = ["tokentrust", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def tokentrust(*args, check=True, timeout=300):

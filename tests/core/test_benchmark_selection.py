@@ -66,3 +66,42 @@ def test_ccp_bands_are_the_best_fit_on_the_labelled_word_pairs():
     assert acc == 1.0 and 0.6 < hi <= 0.9 and 0.2 < lo <= 0.55
     assert (script.band_verdicts(cos, hi, lo) == labels).all()
     assert len(script.ENTAIL) == len(script.CONTRADICT) == len(script.NEUTRAL) == 20
+
+
+def test_explain_benchmark_runs_every_registered_method_beside_captums_figures(backend):
+    from tokentrust.attribution import make_attributor
+
+    script = _script("explain")
+    chosen = script.selection()
+    registered = set(tt.registry.attributors.names())
+    assert {s.spec.partition(":")[0] for s in chosen} == registered
+    assert all(s.granularity in ("token", "word", "component") for s in chosen)
+    built = {s.label: make_attributor(s.spec) for s in chosen}  # every spec is valid
+    # the Captum/Inseq figures stand beside the same jobs: token occlusion, token Shapley, exact components
+    refs = {(s.spec.partition(":")[0], s.granularity, s.reference_forwards) for s in chosen if s.reference_forwards}
+    assert refs == {("occlusion", "token", 287), ("shapley", "token", 186), ("shapley", "component", 19)}
+    exact = next(s for s in chosen if s.reference_forwards == 19)
+    assert built[exact.label].exact is True
+    sampled = [built[s.label] for s in chosen if s.reference_forwards == 186]
+    assert sorted(m.max_permutations for m in sampled) == [4, 6] and all(m.tolerance == 0 for m in sampled)
+    goal = {s.spec.partition(":")[0] for s in chosen if s.faithful_goal}
+    assert goal == {"gradient_x_input", "integrated_gradients", "occlusion", "reagent"}
+    # a method the script does not know runs at its defaults, per token; --only keeps the named ones
+    assert script.selection(["occlusion", "new_method"])[-1] == script.Setting("new_method", "new_method", "token")
+    assert [s.label for s in script.selection(only=["occlusion"])] == ["occlusion, tokens", "occlusion, words"]
+    # the job the figures were measured on: a 37-token chat prompt and a 7-token answer
+    trace = backend.generate(script.PROMPT, max_new_tokens=16)
+    assert len(backend.render(script.PROMPT).token_ids) == script.PROMPT_TOKENS == 37
+    assert sum(1 for s in trace.special if not s) == script.ANSWER_TOKENS == 7
+
+
+def test_decide_benchmark_compares_learned_confidence_with_single_scores_on_the_builtin_sets():
+    script = _script("decide")
+    assert script.SETS == ("capitals", "currencies", "continents")
+    for spec in script.FEATURES:  # answer-level scores a saved trace carries, so the runs compute them
+        est = tt.build_estimator(spec)
+        assert est.level is tt.Level.SEQUENCE and est.needs_only_trace
+    assert script.ALPHAS == (0.1, 0.2, 0.3, 0.4, 0.5)
+    from tokentrust.decide.cascade import DeferralRule
+
+    assert [DeferralRule.parse(r) for r in script.RULES]  # valid deferral rules

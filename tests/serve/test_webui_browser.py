@@ -1,8 +1,9 @@
 """The web page in headless Chromium (the Debian package, driven by Playwright): ask, watch tokens stream in
 coloured, hover for alternatives, recolour by another score, mark and list the claims of a claim-level
-score, score a pasted answer, list past runs.
+score, score a pasted answer, list past runs, explain an answer and click its tokens.
 
-Screenshots are saved as ``test-artifacts/webui.png`` and ``test-artifacts/webui-claims.png``.
+Screenshots are saved as ``test-artifacts/webui.png``, ``test-artifacts/webui-claims.png`` and
+``test-artifacts/webui-explain.png``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tokentrust.render.colors import confidence_rgb
@@ -200,5 +202,57 @@ def test_claim_scores_mark_and_list_the_claims(browser, server):
     page.check("#show-claims")
     assert page.locator("#output .tt-cl").first.evaluate(style) == "solid"
     assert page.locator("#output .tt-cn").first.is_visible()
+    assert not errors
+    page.close()
+
+
+def test_explain_an_answer_and_click_a_token(browser, server):
+    """The Explain tab: /api/explain's attribution drawn as a heatmap (cells = scores) and the prompt shaded for
+    the last answer token; clicking another token shows its sources and its sentence."""
+    from tokentrust.attribution import Attribution
+    from tokentrust.attribution.verbalize import shares
+    from tokentrust.render.attribution import importance_rgb
+
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#explain-method option", state="attached")
+    page.click("#tab-explain")
+    assert page.is_visible("#explain-box") and page.is_hidden("#answer-panel")
+    assert page.input_value("#explain-method") == "occlusion"
+    page.fill("#question", "What is the capital of Australia?")
+    page.fill("#max-tokens", "8")
+    with page.expect_response(lambda r: r.url.endswith("/api/explain")) as response:
+        page.click("#go")
+    page.wait_for_selector("#explain-panel:not([hidden])", timeout=120_000)
+    a = Attribution.model_validate(response.value.json())
+    assert a.method == "occlusion" and a.granularity == "word" and len(a.targets) >= 3
+    # the heatmap: one row per target, one cell per source, each cell holding its score
+    cells = page.locator("#explain-heat tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.querySelectorAll('td')].map(td => Number(td.dataset.score)))")
+    assert np.allclose(cells, a.scores)
+    tokens = page.locator("#explain-answer .tt-tgt")
+    assert tokens.all_inner_texts() == [t.text for t in a.targets]
+
+    def shown(i: int) -> None:  # the prompt shaded for target i, its sentence, its button and row marked
+        assert page.inner_text("#explain-sentence") == a.extras["sentences"][i]
+        assert page.get_attribute(f'#explain-answer .tt-tgt[data-target="{i}"]', "class") == "tt-tgt active"
+        spans = page.locator("#explain-prompt .tt-src")
+        got = spans.evaluate_all("es => es.map(e => [Number(e.dataset.source), getComputedStyle(e).backgroundColor])")
+        assert sorted({j for j, _ in got}) == list(range(len(a.sources)))
+        share = shares(a.scores[i])
+        assert all(_rgb(colour) == importance_rgb(share[j]) for j, colour in got)
+
+    shown(len(a.targets) - 1)  # the last target first
+    assert page.locator("#explain-prompt .tt-special").first.inner_text() == "<|im_start|>"
+    pick = next(i for i, t in enumerate(a.targets) if "Australia" in t.text)
+    tokens.nth(pick).click()
+    shown(pick)
+    assert "'Australia' relied mostly on" in page.inner_text("#explain-sentence")
+    page.locator("#explain-heat tbody tr").nth(0).locator("th").click()  # a heatmap row selects its target
+    shown(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webui-explain.png"), full_page=True)
     assert not errors
     page.close()

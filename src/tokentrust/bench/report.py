@@ -175,6 +175,15 @@ def _claims_summary(metrics: dict[str, Any]) -> str:
             "Metrics pool the labelled claims of every answer.</p>")
 
 
+def _context_summary(c: dict[str, Any]) -> str:
+    """Accuracy with a correct / wrong context document and situated faithfulness (METHODS.md §8)."""
+    return (f"<p class='tt-meta'>Context policy <b>{html.escape(str(c['policy']))}</b>: Acc_t {_fmt(c['Acc_t'])} "
+            f"(correct document, {c['n_t']} items) · Acc_f {_fmt(c['Acc_f'])} (wrong document, {c['n_f']} items) · "
+            f"situated faithfulness {_fmt(c['situated_faithfulness'])} = (Acc_t + Acc_f)/2 · the answer came from "
+            f"the document {c['sources']['context']} times, from the model's own knowledge "
+            f"{c['sources']['internal']} times · wrong document followed {_fmt(c['followed_wrong_document'])}.</p>")
+
+
 def _answers_with_claims(answers: list[dict[str, Any]], n: int = 10) -> str:
     """The first ``n`` answers with their claims marked and coloured (the notebook renderer)."""
     from ..annotated import Annotated
@@ -230,6 +239,7 @@ def render_report(metrics: dict[str, Any], items: list[dict[str, Any]],
          f"(rule: {html.escape(metrics['correctness_rule'])}) · "
          f"generation {html.escape(json.dumps(metrics['generation']))}</p>"),
         _claims_summary(metrics) if claims else "",
+        _context_summary(metrics["context"]) if metrics.get("context") else "",
         f"<h2>How well each score predicts a {'true claim' if claims else 'correct answer'}</h2>",
         _metrics_legend(columns),
         _metrics_table(metrics, columns),

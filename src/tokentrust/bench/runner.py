@@ -199,7 +199,8 @@ def _open_folder(out: Path, spec: RunSpec) -> None:
 
 
 def _score_item(
-    item: Item, trace: Any, estimators: list[Estimator], backend: Any, dataset: Dataset, spec: RunSpec
+    item: Item, trace: Any, estimators: list[Estimator], backend: Any, dataset: Dataset, spec: RunSpec,
+    judged: str | None = None,
 ) -> dict[str, Any]:
     ctx = Context(trace, backend, references=list(item.references), seed=spec.seed)
     scores: dict[str, dict[str, Any]] = {}
@@ -215,7 +216,7 @@ def _score_item(
                                   "is_probability": s.is_probability}
         except Exception as exc:  # noqa: BLE001 - recorded as a Failure row, never lost
             failures.append({"estimator": est.id, "item": item.id, "message": f"{type(exc).__name__}: {exc}"})
-    quality = judge(dataset, trace.text, item.references)
+    quality = judge(dataset, trace.text if judged is None else judged, item.references)  # judged: SCR's final answer
     extra: dict[str, Any] = {}
     if spec.level == "claim":
         extra["claims"] = _item_claims(item, ctx, claim_scores, backend, spec, failures)
@@ -233,6 +234,42 @@ def _score_item(
         "failures": failures,
         "trace": json.loads(trace.to_json()),
     }
+
+
+def _context_item(item: Item, traces: list[Any], policy: Any, estimators: list[Estimator], backend: Any,
+                  dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
+    """A row for an item with a context document: the policy's answer scored and judged, plus ``context``:
+    both answers, which source won, each answer's correctness and whether the answer states the document's."""
+    from ..decide.context import apply_policy
+
+    trace, choice = apply_policy(policy, backend, traces, item.metadata, seed=spec.seed)
+    row = _score_item(item, trace, estimators, backend, dataset, spec, judged=choice.answer)
+
+    def right(text: str | None, refs: list[str]) -> bool | None:
+        return None if text is None else bool(judge(dataset, text, refs).correct)
+
+    stated = item.metadata.get("document_answer")
+    row["context"] = {**choice.to_payload(), "context_correct": item.metadata.get("context_correct"),
+                      "correct_context": right(choice.answer_context, item.references),
+                      "correct_internal": right(choice.answer_internal, item.references),
+                      "follows_document": right(choice.answer, [stated]) if stated else None}
+    return row
+
+
+def _asks(batch: list[Item], wanted: list[list[Any]]) -> list[Item]:
+    """One item per distinct prompt of the batch (an RCR pair shares its closed-book question), prompt replaced."""
+    seen: set[str] = set()
+    asks = []
+    for item, prompts in zip(batch, wanted, strict=True):
+        for prompt in prompts:
+            if (key := canonical_json(prompt)) not in seen:
+                seen.add(key)
+                asks.append(item.model_copy(update={"prompt": prompt}))
+    return asks
+
+
+def _has_documents(dataset: Dataset) -> bool:
+    return all({"document", "question"} <= set(item.metadata) for item in dataset.items)
 
 
 def _item_claims(item: Item, ctx: Context, scores: list[Any], backend: Any, spec: RunSpec,
@@ -308,6 +345,14 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
 
         check_labellable(dataset)
         make_extractor(spec.claims).connect()
+    from ..decide.context import RCR, parse_policy, policy_prompts
+
+    policy = parse_policy(spec.context_policy)
+    documents = _has_documents(dataset)
+    if policy is not None and not documents:
+        raise UserInputError(f"--context-policy {spec.context_policy} needs a dataset whose items carry a context "
+                             f"document (metadata 'document' and 'question'), e.g. capitals_in_context; "
+                             f"{dataset.name!r} has none")
     if spec.estimators not in (None, ["all"]):
         bench_estimators(spec.estimators, level=spec.level, claims=spec.claims)  # bad names fail before loading
     if backend is None:
@@ -318,6 +363,11 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
             backend.batch_size = spec.batch_size  # our own instance: batch as the spec says
     estimators = bench_estimators(spec.estimators, backend, level=spec.level, claims=spec.claims)
     check_compatible(estimators, backend)
+    if isinstance(policy, RCR):  # c_int's estimator, and P(True) for c_ctx unless a threshold replaces it
+        check_compatible([policy.estimator], backend)
+        if policy.theta is None and Capability.FORCED_SCORING not in backend.capabilities:
+            raise UserInputError(f"rcr asks {backend.model_id} whether the document is reliable (forced scoring), "
+                                 "which it cannot do; give rcr:theta=<value> to compare the internal score alone")
     config = spec.generation_config()
     out = Path(spec.out) if spec.out else default_out(spec, backend.model_id)
     _open_folder(out, spec)
@@ -333,20 +383,25 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
         step = spec.batch_size or getattr(backend, "batch_size", None) or getattr(backend, "concurrency", 16)
         for start_i in range(0, len(pending), step):
             batch = pending[start_i : start_i + step]
-            prompts = [item.prompt for item in batch]
+            wanted = [policy_prompts(policy, item.prompt, item.metadata) for item in batch]  # [item.prompt] w/o policy
+            asks = _asks(batch, wanted)
+            prompts = [ask.prompt for ask in asks]
             traces = cache.get_many(backend.model_id, prompts, config)
             missing = [i for i, t in enumerate(traces) if t is None]
             if missing:
-                new = _generate(backend, [batch[i] for i in missing], config, failed)
+                new = _generate(backend, [asks[i] for i in missing], config, failed)
                 made = [(i, t) for i, t in zip(missing, new, strict=True) if t is not None]
                 cache.put_many(backend.model_id, [prompts[i] for i, _ in made], config, [t for _, t in made])
                 for i, trace in made:
                     traces[i] = trace
                 n_generated += len(made)
-            n_cached += len(batch) - len(missing)
-            for item, trace in zip(batch, traces, strict=True):
-                if trace is not None:
-                    log.append(_score_item(item, trace, estimators, backend, dataset, spec))
+            n_cached += len(asks) - len(missing)
+            by_prompt = {canonical_json(p): t for p, t in zip(prompts, traces, strict=True)}
+            for item, ps in zip(batch, wanted, strict=True):
+                got = [by_prompt[canonical_json(p)] for p in ps]
+                if all(t is not None for t in got):
+                    log.append(_context_item(item, got, policy, estimators, backend, dataset, spec) if documents
+                               else _score_item(item, got[0], estimators, backend, dataset, spec))
                 bar.advance(task)
     metrics = finalize(out)
     return RunResult(
@@ -471,6 +526,11 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "estimators": per_estimator,
         "failures": failures,
     }
+    if any("context" in r for r in answers):  # a dataset with context documents: Acc_t, Acc_f, SF (METHODS §8)
+        from ..decide.context import context_summary
+
+        metrics["context"] = context_summary([{**r["context"], "correct": r["correct"]} for r in answers
+                                              if "context" in r])
     if claim_counts is not None:
         metrics["level"] = "claim"
         metrics["claims"] = claim_counts

@@ -15,7 +15,10 @@
 rule overriding the dataset's, e.g. ``"chrf>=50"``) and ``cache`` (the generation cache file) are
 optional too. ``level = "claim"`` measures claim-level scores on the answers' claims (cut by ``claims``, an
 extractor spec, default ``"sentences"``), labelled by the dataset's facts or by checking them against each
-item's ``reference`` text with ``claim_judge`` (``"auto"``, ``"embedding"``, ``"judge"``, ``"nli:<model>"``). Every value is checked here, before a model is loaded; errors name the key and the
+item's ``reference`` text with ``claim_judge`` (``"auto"``, ``"embedding"``, ``"judge"``, ``"nli:<model>"``).
+``context_policy`` (``"none"``, ``"rcr"``, ``"rcr:score=p_true"``, ``"scr"``) decides between a dataset's context
+document and the model's own answer (datasets with documents, e.g. ``capitals_in_context``; see
+:mod:`tokentrust.decide.context`). Every value is checked here, before a model is loaded; errors name the key and the
 valid values. :meth:`RunSpec.identity` is what must match for a run folder to be resumed.
 """
 
@@ -60,6 +63,7 @@ class RunSpec(BaseModel):
     level: Literal["sequence", "claim"] = "sequence"
     claims: str = "sentences"
     claim_judge: str = "auto"
+    context_policy: str = "none"  # none | rcr[:score=…,theta=…] | scr: documents datasets only (decide.context)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -67,6 +71,8 @@ class RunSpec(BaseModel):
         except ValidationError as exc:
             raise UserInputError(f"invalid run spec: {_validation_message(exc)}") from None
         self.generation_config()  # max_new_tokens, temperature, top_p, top_k checked with their own messages
+        if self.context_policy != "none" and self.level == "claim":
+            raise UserInputError("invalid run spec: context_policy applies to answer-level runs, not level = 'claim'")
 
     @field_validator("dataset")
     @classmethod
@@ -105,6 +111,13 @@ class RunSpec(BaseModel):
         from ..stats.claims import canonical_extractor
 
         return canonical_extractor(v)
+
+    @field_validator("context_policy")
+    @classmethod
+    def _context_policy(cls, v: str) -> str:
+        from ..decide.context import canonical_policy
+
+        return canonical_policy(v)
 
     @field_validator("correctness")
     @classmethod

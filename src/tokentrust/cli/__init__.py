@@ -1,6 +1,6 @@
 """The ``tokentrust`` command line. User errors print one line and exit 2, never a traceback.
 
-Each command group lives in its own module (``ask``, ``bench``, ``serve``) with a ``register(app)``;
+Each command group lives in its own module (``ask``, ``bench``, ``explain``, ``serve``, ``verify``) with a ``register(app)``;
 shared option types are in :mod:`.options`. Heavy libraries are imported inside the commands, so
 ``tokentrust --help`` stays fast and imports neither torch nor scikit-learn.
 """
@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-_COMMAND_MODULES: tuple[str, ...] = ("ask", "bench", "serve", "verify")
+_COMMAND_MODULES: tuple[str, ...] = ("ask", "bench", "explain", "serve", "verify", "cascade", "transfer")
 
 
 def _version(value: bool) -> None:

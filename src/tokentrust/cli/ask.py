@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated as Arg
 
 import typer
 from rich.console import Console
 
 from .options import ClaimsModelOpt, ColourOpt, EstimatorOpt, JsonOpt, ModelOpt, RawOpt, TopKOpt
+
+CalibratorOpt = Arg[Path | None, typer.Option(
+    "--calibrator", help="Calibrator JSON (tokentrust calibrate): decide on its probability of being right.")]
+PolicyOpt = Arg[Path | None, typer.Option(
+    "--policy", help="Policy JSON (tokentrust calibrate --target-risk): when to answer, hedge or abstain.")]
 
 
 def _show(result: object, as_json: bool, colour_by: str | None) -> None:
@@ -45,10 +51,15 @@ def ask(
     colour_by: ColourOpt = None,
     claims_model: ClaimsModelOpt = None,
     json: JsonOpt = False,
+    calibrator: CalibratorOpt = None,
+    policy: PolicyOpt = None,
 ) -> None:
     """Ask the model a question; show every token coloured by confidence, with alternatives and scores.
 
     Claim-level scores (-e ccp, -e claim_probability) cut the answer into claims and score each one.
+
+    --calibrator / --policy: compute the scores they need and show, under the answer, the probability and
+    whether to answer, hedge ("I'm not sure, but …") or abstain.
 
     Example: tokentrust ask "What is the capital of Australia?" -e msp -e mean_token_entropy
     """
@@ -61,14 +72,23 @@ def ask(
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, chat=not raw
     )
+    deciding = calibrator is not None or policy is not None
+    if deciding:  # read and check the files before loading the model
+        from ..decide.decision import check_pairing, load_pair, scores_needed
+
+        rule, cal = load_pair(calibrator, policy)
     specs = _estimators_with_colour(estimator, colour_by)
     chosen = with_claims_model(resolve_estimators(specs), claims_model)
     backend = load(model)
     if estimator is None:  # the defaults this backend can serve (a server shows no full distribution)
         chosen = [e for e in chosen if set(e.requires) <= set(backend.capabilities)] or chosen
+    if deciding:
+        check_pairing(rule, cal, backend.model_id)
+        chosen += [e for e in resolve_estimators(scores_needed(rule, cal)) if e not in chosen]
     check_compatible(chosen, backend)
     trace = backend.generate(prompt, config)
-    _show(annotate(trace, chosen, backend=backend), json, colour_by)
+    result = annotate(trace, chosen, backend=backend)
+    _show(result.decided(rule, cal) if deciding else result, json, colour_by)
 
 
 def score(

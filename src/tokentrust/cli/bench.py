@@ -62,6 +62,12 @@ def _print_table(metrics: dict[str, Any], report: Path) -> None:
     if not console.is_terminal:  # piped or redirected: do not cut estimator ids at 80 columns
         console.width = max(console.width, 100)
     console.print(table)
+    if ctx := metrics.get("context"):
+        console.print(f"context policy {ctx['policy']}: Acc_t {_fmt(ctx['Acc_t'])} (correct document, "
+                      f"n={ctx['n_t']}) · Acc_f {_fmt(ctx['Acc_f'])} (wrong document, n={ctx['n_f']}) · situated faithfulness "
+                      f"{_fmt(ctx['situated_faithfulness'])} = (Acc_t + Acc_f)/2 · source context "
+                      f"{ctx['sources']['context']}, internal {ctx['sources']['internal']}",
+                      highlight=False, soft_wrap=True)
     if metrics["failures"]:
         console.print(f"[yellow]{len(metrics['failures'])} failure(s) recorded in metrics.json (estimator errors, refused generations)[/]")
     console.print(f"report: {report}", highlight=False, soft_wrap=True)
@@ -94,6 +100,11 @@ def bench(
     claim_judge: Arg[str | None, typer.Option(
         "--claim-judge", help="How claims are checked against an item's 'reference' text at --level claim: auto "
         "[default: the model as judge], embedding, judge or nli:<path or hub id>.")] = None,
+    context_policy: Arg[str | None, typer.Option(
+        "--context-policy", help="For datasets with a context document per question (capitals_in_context, "
+        "currencies_in_context): none [default: answer with the document], rcr (rule: the answer with or without "
+        "the document, by confidence; rcr:score=<estimator>,theta=<x>) or scr (one self-reasoning prompt). "
+        "Reports Acc_t, Acc_f and situated faithfulness.")] = None,
     json: Arg[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
     no_progress: Arg[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
@@ -118,7 +129,7 @@ def bench(
         claims = make_extractor(f"llm:model={claims_model}").spec
     options = {"dataset": dataset, "limit": limit, "estimators": estimator, "model": model,
                "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache,
-               "level": level, "claims": claims, "claim_judge": claim_judge}
+               "level": level, "claims": claims, "claim_judge": claim_judge, "context_policy": context_policy}
     if spec is not None:
         run_spec = load_spec(spec, **options)
     else:
@@ -161,24 +172,70 @@ def report(
 
 def calibrate(
     run_dir: Arg[Path, typer.Argument(help="A run folder written by `tokentrust bench`.")],
-    estimator: Arg[str, typer.Option("--estimator", "-e", help="The score to calibrate (e.g. msp).")],
-    method: Arg[str, typer.Option(help="platt, isotonic, temperature or histogram.")] = "platt",
+    estimator: Arg[list[str] | None, typer.Option(
+        "--estimator", "-e", help="The score to calibrate (e.g. msp); repeat it with --method learned.")] = None,
+    method: Arg[str, typer.Option(help="platt, isotonic, temperature, histogram, or learned (several scores "
+                                  "plus token log-prob/entropy quantiles).")] = "platt",
+    out: Arg[Path | None, typer.Option("--out", "-o", help="Where to save the calibrator JSON (default: in the "
+                                       "run folder).")] = None,
+    learner: Arg[str, typer.Option("--learner", help="With --method learned: lr (logistic regression) or gbt "
+                                   "(gradient-boosted trees).")] = "lr",
+    folds: Arg[int, typer.Option("--folds", help="With --method learned: cross-fitting folds.")] = 5,
     test_size: Arg[float, typer.Option("--test-size", help="Held-out fraction for evaluation, in (0, 1).")] = 0.5,
     seed: Arg[int, typer.Option(help="Seed of the split.")] = 0,
     json: Arg[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    target_risk: Arg[float | None, typer.Option("--target-risk", help="Fit an answer policy instead: abstain so "
+                                                "the error rate among answered is at most this.")] = None,
+    delta: Arg[float, typer.Option("--delta", help="With --target-risk: allowed chance the guarantee fails.")] = 0.05,
+    calibrator: Arg[Path | None, typer.Option("--calibrator", help="With --target-risk: threshold this "
+                                              "calibrator's probability instead of -e.")] = None,
 ) -> None:
     """Fit a calibration map on one split of a run, report ECE and Brier before/after on the other.
 
-    Saves the calibrator as JSON in the run folder. Example: tokentrust calibrate runs/r1 -e msp
+    Saves the calibrator as JSON in the run folder (or --out). Example: tokentrust calibrate runs/r1 -e msp
+
+    --method learned: one probability from several scores plus token log-prob and entropy quantiles.
+
+    It reports ROC-AUC, ECE and Brier of the best single score and of the learned map by k-fold cross-fitting.
+
+    Example: tokentrust calibrate runs/r1 -e msp -e mean_token_entropy -e pmi --method learned --out conf.json
+
+    --target-risk α [--delta δ]: fit an answer policy (answer / hedge / abstain) on the run instead, so that
+    with probability ≥ 1 − δ the error rate among answered questions is ≤ α (--out, default
+    RUN/answer-policy.json).
+
+    Example: tokentrust calibrate runs/r2 --target-risk 0.1 --calibrator conf.json --out policy.json
     """
+    if target_risk is not None or calibrator is not None:  # an answer policy with a guarantee (decide/fit.py)
+        from ..decide.fit import policy_command
+
+        return policy_command(run_dir, estimator, calibrator, target_risk, delta, out, json)
+    if not estimator:
+        raise typer.BadParameter("give the score to calibrate, e.g. -e msp", param_hint="--estimator")
     from ..bench.calibrate import calibrate_run
 
-    result = calibrate_run(run_dir, estimator, method=method, test_size=test_size, seed=seed)
+    result = calibrate_run(run_dir, estimator, method=method, test_size=test_size, seed=seed, out=out,
+                           folds=folds, model=learner)
     if json:
         sys.stdout.write(_json.dumps(result, indent=2) + "\n")
         return
     from rich.table import Table
 
+    console = Console()
+    if method == "learned":
+        table = Table("cross-fitted", "ROC-AUC", "ECE ↓", "Brier ↓", title=f"learned confidence ({result['model']}) "
+                      f"· {result['n']} answers · accuracy {_fmt(result['accuracy'])} · {result['folds']}-fold",
+                      caption="↓ lower is better")
+        for label, key in ((f"best single score: {result['best']}", "before"), ("  Platt-scaled", "platt"),
+                           ("learned confidence", "after")):
+            table.add_row(label, *(_fmt(result[key][m]) for m in ("roc_auc", "ece", "brier")))
+        console.print(table)
+        console.print("single scores' ROC-AUC: " + ", ".join(f"{e} {_fmt(v)}" for e, v in result["single"].items()),
+                      highlight=False, soft_wrap=True)
+        if result["n_dropped"]:
+            console.print(f"{result['n_dropped']} answer(s) without a finite value of every score were left out")
+        console.print(f"calibrator: {result['path']}", highlight=False, soft_wrap=True)
+        return
     from ..bench.calibrate import probability_columns
 
     columns = probability_columns()
@@ -186,7 +243,6 @@ def calibrate(
                   f"{result['method']} · fit on {result['n_fit']}, evaluated on {result['n_test']}")
     for split in ("before", "after"):
         table.add_row(split, *(_fmt(result[split].get(c.key)) for c in columns))
-    console = Console()
     console.print(table)
     if all(v is None for v in result["before"].values()):
         labels = "/".join(c.label for c in columns)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated as Arg
 
 import typer
 
+from .ask import CalibratorOpt
 from .options import ModelOpt
 
 
@@ -40,6 +42,10 @@ def serve(
                                          "policy score is below this.", min=0, max=1)] = 0.8,
     abstain_below: Arg[float, typer.Option("--abstain-below", help="Abstain when the policy score is below "
                                            "this.", min=0, max=1)] = 0.3,
+    calibrator: CalibratorOpt = None,
+    policy_file: Arg[Path | None, typer.Option("--policy", help="Policy JSON (tokentrust calibrate --target-risk); "
+                                               "replaces --policy-score, --hedge-below and --abstain-below.")]
+    = None,
 ) -> None:
     """Serve the web page and an OpenAI-compatible API that adds confidence to every answer.
 
@@ -51,6 +57,7 @@ traces (--model replay:<file.jsonl>).
     """
     import uvicorn
 
+    from ..decide.decision import load_pair
     from ..decide.policy import Policy
     from ..errors import UserInputError
     from ..estimators.base import build_estimator
@@ -58,7 +65,11 @@ traces (--model replay:<file.jsonl>).
 
     if model is not None and upstream is not None:
         raise UserInputError("give --model (served in process) or --upstream, not both")
-    policy = Policy(score=build_estimator(policy_score).id, hedge_below=hedge_below, abstain_below=abstain_below)
+    if calibrator is not None or policy_file is not None:  # checked before the model loads
+        policy, cal = load_pair(calibrator, policy_file)
+    else:
+        policy, cal = Policy(score=build_estimator(policy_score).id, hedge_below=hedge_below,
+                             abstain_below=abstain_below), None
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens,
                     default_max_tokens=min(128, max_tokens), top_k=top_k)
     name = None
@@ -71,7 +82,8 @@ traces (--model replay:<file.jsonl>).
         from .. import load
 
         backend = load(model)
-    app = create_app(backend, name=name, api_key=api_key, runs_dir=runs, limits=limits, policy=policy)
+    app = create_app(backend, name=name, api_key=api_key, runs_dir=runs, limits=limits, policy=policy,
+                     calibrator=cal)
     shown = f"[{host}]" if ":" in host else host
     sys.stderr.write(f"tokentrust serving {app.state.tt.name} on http://{shown}:{port}  "
                      f"(OpenAI base URL http://{shown}:{port}/v1)\n")

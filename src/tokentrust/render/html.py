@@ -136,8 +136,12 @@ def render_html(result: ScoredAnswer, *, colour_by: Scores | None = None) -> str
         for s in result.scores if s.level is Level.SEQUENCE
     )
     table = f'<table class="tt-scores"><tr><th>score</th><th>value</th><th>raw</th></tr>{rows}</table>'
+    d = getattr(result, "decision", None)
+    decision = "" if d is None else (
+        f'<p class="tt-decision"><b>{html.escape(d.action)}</b> · {html.escape(d.score)} = {_fmt(d.probability)}'
+        f" · {html.escape(d.phrase)}{'<br><i>' + html.escape(d.rationale) + '</i>' if d.rationale else ''}</p>")
     return (
-        f'<style>{CSS}</style><div class="tt-trace">{_tokens_html(result.trace, colour_by, claims)}</div>'
+        f'<style>{CSS}</style><div class="tt-trace">{_tokens_html(result.trace, colour_by, claims)}</div>{decision}'
         f"{_claims_table(result, colour_by, claims) if claims else _NO_CLAIMS if claim_scores(result) else ''}"
         f"{table if rows else ''}"
     )

@@ -85,6 +85,19 @@ def _claims_table(result: ScoredAnswer, colour_by: Scores | None, claims: list[C
     return [table, note]
 
 
+def _decision(result: ScoredAnswer) -> list[Text]:
+    """The line under the answer when a policy decided (action, probability, phrase; rationale, guarantee)."""
+    d = getattr(result, "decision", None)
+    if d is None:
+        return []
+    line = Text("→ ", style="bold")
+    line.append(d.action + (f" ({d.band})" if d.band not in (None, d.action) else ""), style="bold")
+    line.append(f" · {d.score} = {_fmt(d.probability)} · ", style="dim")
+    line.append(d.phrase)
+    extra = [Text(f"  {d.rationale}", style="italic")] if d.rationale else []
+    return [line, *extra, *([Text(f"  guarantee: {d.guaranteed}", style="dim")] if d.guaranteed else [])]
+
+
 def render_rich(result: ScoredAnswer, *, colour_by: Scores | None = None, n_alternatives: int = 3) -> Group:
     """A rich renderable for an :class:`~tokentrust.annotated.Annotated` result. ``colour_by`` colours the
     tokens when token-level, the claims when claim-level (default: the first claim-level score)."""
@@ -105,7 +118,7 @@ def render_rich(result: ScoredAnswer, *, colour_by: Scores | None = None, n_alte
     table.add_column("raw", justify="right")
     for s in (s for s in result.scores if s.level is Level.SEQUENCE):
         table.add_row(s.estimator, _fmt(s.value), _fmt(s.raw[0]))
-    parts: list[RenderableType] = [_answer(result, colour_by, claims), Text(""), notes, Text("")]
+    parts: list[RenderableType] = [_answer(result, colour_by, claims), *_decision(result), Text(""), notes, Text("")]
     if claims:
         parts += [*_claims_table(result, colour_by, claims, n_alternatives), Text("")]
     elif claim_scores(result):

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..decide.decision import check_pairing, default_policy
 from ..decide.policy import Policy
 from ..errors import TokentrustError, UserInputError
 from .errors import APIError, api_error_from
@@ -77,11 +78,14 @@ def create_app(
     runs_dir: str | Path = "runs",
     limits: Limits | None = None,
     policy: Policy | None = None,
+    calibrator: Any = None,
 ) -> FastAPI:
     """The web page and the OpenAI-compatible API around ``backend`` (any Backend, e.g. ``tokentrust.load()``).
 
     ``name`` is the model name clients see (default: the backend's ``model_id``). An in-process model is
     served through its :func:`~tokentrust.backends.scheduler.scheduler_for` scheduler (one per model).
+    ``policy`` decides answer / hedge / abstain (default ``Policy()``, or with a ``calibrator`` the bands of
+    its calibrated probability); a policy or calibrator fitted on another model is refused here.
     """
     if backend is None:
         raise UserInputError("create_app needs a backend: tokentrust.load(...) (a local model, "
@@ -93,13 +97,15 @@ def create_app(
     if api_key is not None and not api_key.strip():
         raise UserInputError("api_key is empty; give a non-empty key or none")
     lim = limits or Limits()
-    policy = policy or Policy()
+    policy = policy or default_policy(calibrator)
+    check_pairing(policy, calibrator, str(backend.model_id))
     try:
-        check_policy_score(policy.score)
+        if calibrator is None:
+            check_policy_score(policy.score)
     except APIError as exc:
         raise UserInputError(exc.message) from None
     state = ServeState(backend=backend, name=name or str(backend.model_id), api_key=api_key,
-                       runs_dir=Path(runs_dir), limits=lim, policy=policy)
+                       runs_dir=Path(runs_dir), limits=lim, policy=policy, calibrator=calibrator)
 
     app = FastAPI(title="tokentrust", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tt = state

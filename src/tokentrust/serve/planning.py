@@ -6,11 +6,13 @@ estimator, a score the backend cannot serve or a too-long answer is a 400 before
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
+from typing import Any
 
 from ..annotated import DEFAULT_ESTIMATORS, resolve_estimators
 from ..capability import check_compatible
 from ..config import GenerationConfig
+from ..decide.decision import required_scores
 from ..decide.policy import Policy
 from ..estimators.base import Estimator, build_estimator
 from ..scores import Level
@@ -30,25 +32,40 @@ def check_policy_score(score: str) -> Estimator:
     return decider
 
 
-def plan(state: ServeState, opts: TokentrustOptions | None) -> tuple[list[Estimator], Policy]:
-    """Estimators to run and the policy for one request (server defaults unless the request says otherwise).
+@dataclass(frozen=True)
+class Rule:
+    """How one request's answer is decided: the policy, and the calibrator whose probability it thresholds."""
+
+    policy: Policy
+    calibrator: Any = None
+
+
+def plan(state: ServeState, opts: TokentrustOptions | None) -> tuple[list[Estimator], Rule]:
+    """Estimators to run and the decision rule for one request (server defaults unless the request says
+    otherwise: a request naming its own policy score decides on that score, without the calibrator).
 
     The default scores are those of :data:`~tokentrust.annotated.DEFAULT_ESTIMATORS` the backend can serve;
     named ones it cannot serve are refused, naming what is missing.
     """
-    policy = state.policy
+    policy, calibrator = state.policy, state.calibrator
     if opts is not None and opts.policy is not None:
         changes = {k: v for k, v in opts.policy.model_dump().items() if v is not None}
-        policy = replace(policy, **changes)
+        if "score" in changes:
+            calibrator = None
+        policy = policy.with_changes(**changes)
     chosen = resolve_estimators(opts.estimators if opts is not None and opts.estimators is not None else None)
     if opts is None or opts.estimators is None:
         caps = state.backend.capabilities
         chosen = [e for e in chosen if e.requires <= caps]
-    decider = check_policy_score(policy.score)
-    if decider not in chosen:
-        chosen.append(decider)
+    if calibrator is not None:
+        chosen += [e for e in resolve_estimators(required_scores(calibrator)) if e not in chosen]
+    else:
+        decider = check_policy_score(policy.score)
+        if decider not in chosen:
+            chosen.append(decider)
+        policy = policy.with_changes(score=decider.id) if decider.id != policy.score else policy
     check_compatible(chosen, state.backend)
-    return chosen, replace(policy, score=decider.id)
+    return chosen, Rule(policy, calibrator)
 
 
 def default_estimators(state: ServeState) -> list[Estimator]:

@@ -23,25 +23,25 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ..annotated import Annotated, annotate
 from ..capability import Capability
 from ..config import GenerationConfig
-from ..decide.policy import Policy
 from ..estimators.base import Estimator
 from ..openai_format import chat_logprobs, completion_logprobs
 from ..trace import Message, TokenRecord, Trace
 from .errors import APIError, api_error_from
-from .planning import chat_prompt, completion_prompt, generation_config, max_tokens, plan
+from .planning import Rule, chat_prompt, completion_prompt, generation_config, max_tokens, plan
 from .schemas import ChatRequest, Common, CompletionRequest, parse_body
 from .state import ServeState, require_key, state_of
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
 
-def scored(backend: Any, trace: Trace, estimators: list[Estimator], policy: Policy) -> Annotated:
-    """The answer with its scores and the policy's decision (the ``tokentrust`` extension)."""
-    return annotate(trace, estimators, backend=backend).decided(policy)
+def scored(backend: Any, trace: Trace, estimators: list[Estimator], rule: Rule) -> Annotated:
+    """The answer with its scores and the decision (the ``tokentrust`` extension); with a calibrator, its
+    probability is among the scores (``calibrated_confidence``)."""
+    return annotate(trace, estimators, backend=backend).decided(rule.policy, rule.calibrator)
 
 
 def _stream_then_score(backend: Any, prompt: str | list[Message], cfg: GenerationConfig,
-                       estimators: list[Estimator], policy: Policy) -> Iterator[TokenRecord | Annotated]:
+                       estimators: list[Estimator], policy: Rule) -> Iterator[TokenRecord | Annotated]:
     trace = None
     for item in backend.stream(prompt, cfg):
         if isinstance(item, Trace):
@@ -57,7 +57,7 @@ class Reply:
     """One request: the prompt, its settings and scores, and how to write the OpenAI-shaped answer."""
 
     def __init__(self, state: ServeState, req: Common, prompt: str | list[Message], cfg: GenerationConfig,
-                 estimators: list[Estimator], policy: Policy, *, chat: bool, logprobs_n: int | None) -> None:
+                 estimators: list[Estimator], policy: Rule, *, chat: bool, logprobs_n: int | None) -> None:
         self.state, self.req, self.prompt, self.cfg = state, req, prompt, cfg
         self.estimators, self.policy, self.chat, self.logprobs_n = estimators, policy, chat, logprobs_n
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"

@@ -49,6 +49,7 @@ class ServeState:
     runs_dir: Path
     limits: Limits
     policy: Policy
+    calibrator: Any = None  # with it, the policy thresholds its calibrated probability
     created: int = field(default_factory=lambda: int(time.time()))
     limiter: anyio.CapacityLimiter = field(init=False)
 

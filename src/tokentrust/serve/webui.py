@@ -1,26 +1,36 @@
 """The web page (HTML/JS/CSS from ``render/templates``, nothing from elsewhere) and its small JSON API.
 
 The page asks through the OpenAI-compatible streaming route, so what it shows is what any client gets.
-``/api/score`` teacher-forces a pasted answer (when the backend can); ``/api/runs`` lists bench run folders
+``/api/score`` teacher-forces a pasted answer (when the backend can); ``/api/explain`` attributes an answer
+(generated, or given and teacher-forced) to the parts of its prompt; ``/api/runs`` lists bench run folders
 under the runs directory that hold ``report.html`` or ``metrics.json``, served read-only under ``/runs/<name>/``.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import Field
 
+from ..attribution.explain import DEFAULT_METHOD
 from ..capability import Capability
+from ..errors import CapabilityError, UnknownNameError, UserInputError
+from ..registry import attributors
 from ..registry import estimators as estimator_registry
+from ..trace import Message
 from .errors import APIError
-from .planning import default_estimators, plan
+from .planning import default_estimators, max_tokens, plan
 from .routes import scored
-from .schemas import ScoreRequest, parse_body
+from .schemas import ChatMessage, ScoreRequest, Strict, parse_body
 from .state import require_key, state_of
+
+T = TypeVar("T")
 
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 RUN_FILES = ("report.html", "metrics.json")
@@ -60,6 +70,7 @@ async def info(request: Request) -> dict[str, Any]:
             "available": est.requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
         })
     policy = state.policy
+    explainable = _in_process(state.backend)[0] is not None
     return {
         "model": state.name,
         "backend": str(state.backend.model_id),
@@ -69,6 +80,11 @@ async def info(request: Request) -> dict[str, Any]:
         "can_score": Capability.FORCED_SCORING in caps,
         "can_stream": Capability.STREAMING in caps,
         "default_estimators": [e.id for e in default_estimators(state)],
+        "can_explain": explainable,
+        "attribution_methods": [
+            {"id": name, "available": explainable and cls.requires <= caps,
+             "description": (cls.__doc__ or "").strip().splitlines()[0]}
+            for name, cls in attributors.items()],
         "policy": {"score": policy.score, "hedge_below": policy.hedge_below, "abstain_below": policy.abstain_below},
         "estimators": rows,
     }
@@ -90,6 +106,95 @@ async def score(request: Request) -> dict[str, Any]:
         return scored(backend, backend.score(req.prompt, req.answer, chat=req.chat, top_k=top_k), chosen, policy)
 
     return {"tokentrust": (await state.run(work)).to_payload()}
+
+
+class ExplainRequest(Strict):
+    """What to explain: a prompt (or chat messages), optionally the answer to explain (else one is generated),
+    the method spec (``name:key=value``), a part of the answer to explain alone, and the source granularity
+    (``fields``: template values, each a component)."""
+
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    answer: str | None = None
+    method: str = DEFAULT_METHOD
+    target: str | None = None
+    granularity: Literal["token", "word", "component"] = "word"
+    fields: dict[str, str] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    chat: bool = True
+
+
+def _in_process(backend: Any) -> tuple[Any, Callable[[Callable[[], T]], T]]:
+    """The in-process model behind ``backend`` (``None`` for a server or recordings) and how to run work on it:
+    on the scheduler's worker between decoding steps, so nothing else touches the model meanwhile."""
+    scheduler = sys.modules.get("tokentrust.backends.scheduler")
+    if scheduler is not None and isinstance(backend, scheduler.Scheduler):
+        return backend.backend, backend._call  # the scheduler runs its own model work this way
+    model = backend if callable(getattr(backend, "engine", None)) else None  # create_app's test, never a request
+    return model, lambda fn: fn()
+
+
+def _explain_prompt(req: ExplainRequest) -> str | list[Message]:
+    if (req.prompt is None) == (req.messages is None):
+        raise APIError(400, "give either prompt or messages", param="prompt", code="invalid_value")
+    if req.messages is not None:
+        return [Message(role="system" if m.role == "developer" else m.role,
+                        content=m.content if isinstance(m.content, str) else "".join(p.text for p in m.content))
+                for m in req.messages]
+    if not req.prompt or not req.prompt.strip():
+        raise APIError(400, "prompt is empty", param="prompt", code="invalid_value")
+    return req.prompt
+
+
+@api.post("/api/explain")
+async def explain(request: Request) -> dict[str, Any]:
+    """Which parts of the prompt made the model say its answer: the :class:`~tokentrust.attribution.Attribution`
+    JSON, with ``extras["sentences"]`` (one sentence per target). 400 for what the backend cannot serve."""
+    from ..attribution import explain as run_explain
+    from ..attribution import make_attributor
+    from ..attribution.verbalize import explain_sentence
+    from ..capability import check_compatible
+    from ..config import GenerationConfig
+
+    state = state_of(request)
+    req: ExplainRequest = await parse_body(request, ExplainRequest)
+    prompt = _explain_prompt(req)
+    try:
+        attributor = make_attributor(req.method)
+    except UserInputError as exc:
+        code = "unknown_method" if isinstance(exc, UnknownNameError) else "invalid_value"
+        raise APIError(400, str(exc), param="method", code=code) from None
+    model, on_model = _in_process(state.backend)
+    try:
+        if model is None:
+            raise CapabilityError(f"{state.name} is not an in-process model: attribution needs its embeddings "
+                                  "(serve a local model to explain answers)")
+        check_compatible([attributor], model)
+    except CapabilityError as exc:
+        raise APIError(400, str(exc), param="method", code="method_not_supported") from None
+    backend, top_k = state.backend, state.limits.top_k
+    if req.answer is not None:
+        if not req.answer.strip():
+            raise APIError(400, "answer is empty", param="answer", code="invalid_value")
+        trace = await state.run(lambda: backend.score(prompt, req.answer, chat=req.chat, top_k=top_k))
+    else:
+        cfg = GenerationConfig(max_new_tokens=max_tokens(state, req.max_tokens), top_k=top_k, chat=req.chat)
+        trace = await state.run(lambda: backend.generate(prompt, cfg))
+
+    def work() -> Any:
+        result = run_explain(trace, attributor, backend=model, target=req.target, granularity=req.granularity,
+                             fields=req.fields)
+        sentences = [explain_sentence(result, i) for i in range(len(result.targets))]
+        return result.model_copy(update={"extras": {**result.extras, "sentences": sentences}})
+
+    try:
+        result = await state.run(lambda: on_model(work))
+    except CapabilityError as exc:
+        raise APIError(400, str(exc), param="method", code="method_not_supported") from None
+    except UserInputError as exc:
+        param = "target" if req.target is not None and "target" in str(exc) else None
+        raise APIError(400, str(exc), param=param, code="invalid_value") from None
+    return result.model_dump(mode="json")
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:

@@ -223,7 +223,7 @@ def load_dataset(
 
 
 # The sources build on the records and helpers above; importing them registers their datasets.
-from . import builtin, country_facts, files, hub  # noqa: F401 - country_facts registers its dataset
+from . import builtin, context, country_facts, files, hub  # noqa: F401 - context, country_facts register datasets
 from .builtin import *  # the built-in builders: capitals(limit=…), …
 
 __all__ = ["Dataset", "Item", "SkippedRow", "load_dataset", "sources"]

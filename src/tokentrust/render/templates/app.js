@@ -1,6 +1,7 @@
 // tokentrust web page: streams answers from /v1/chat/completions and colours each token by confidence;
 // when the answer has claims (a claim-level score was chosen), underlines each claim in its confidence colour.
 // The colour scale mirrors tokentrust/render/colors.py (ColorBrewer RdYlGn ends, fixed on [0, 1]).
+// The Explain tab asks /api/explain and draws the attribution as render/attribution.py does.
 "use strict";
 
 const STOPS = [[0.0, [215, 48, 39]], [0.5, [254, 224, 139]], [1.0, [26, 152, 80]]];
@@ -26,7 +27,7 @@ function textColor(p) {
 }
 
 const $ = (id) => document.getElementById(id);
-const state = { mode: "ask", info: null, tokens: [], ext: null, claims: [] };
+const state = { mode: "ask", info: null, tokens: [], ext: null, claims: [], attribution: null };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -328,6 +329,8 @@ function reset() {
   state.tokens = [];
   state.ext = null;
   state.claims = [];
+  state.attribution = null;
+  $("explain-panel").hidden = true;
   $("output").innerHTML = "";
   $("action").hidden = true;
   $("scores").hidden = true;
@@ -405,6 +408,152 @@ function showAnswer(ann) {
   showResult(ann);
 }
 
+// ---- explain -----------------------------------------------------------------------------------------
+// Mirrors render/attribution.py: shade = share of the positive mass (attribution/verbalize.py shares),
+// white → blue (raised the target) or white → orange (lowered it) on a square-root scale.
+function shares(row) {
+  const finite = row.filter((v) => v !== null && !Number.isNaN(v));
+  const mass = finite.filter((v) => v > 0).reduce((a, b) => a + b, 0);
+  const scale = mass > 0 ? mass : Math.max(0, ...finite.map(Math.abs));
+  return row.map((v) => (v === null || Number.isNaN(v) ? NaN : scale > 0 ? v / scale : 0));
+}
+function importanceRgb(share) {
+  if (Number.isNaN(share)) return [190, 190, 190];
+  const end = share >= 0 ? [8, 81, 156] : [166, 54, 3];
+  const f = Math.sqrt(Math.min(1, Math.abs(share)));
+  return end.map((b) => Math.round(255 + f * (b - 255)));
+}
+function importanceColor(share) {
+  return "#" + importanceRgb(share).map((v) => v.toString(16).padStart(2, "0")).join("");
+}
+function importanceText(share) {
+  const [r, g, b] = importanceRgb(share);
+  return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000000" : "#ffffff";
+}
+function shortText(span, width) {
+  let text = span.name || span.text.trim() || span.text.replaceAll("\n", "↵").replaceAll(" ", "·") || "∅";
+  return text.length <= width ? text : text.slice(0, width - 1) + "…";
+}
+// The prompt in reading order as [source index, text] runs (render/attribution.py prompt_runs).
+function promptRuns(a) {
+  const owner = new Map();
+  const pieces = [];
+  for (const [j, s] of a.sources.entries()) {
+    for (const t of s.tokens) owner.set(t, j);
+    const runs = 1 + s.tokens.filter((t, k) => k > 0 && t !== s.tokens[k - 1] + 1).length;
+    const parts = runs > 1 ? s.text.split("…") : [s.text];
+    if (parts.length !== runs) return a.sources.map((src, i) => [i, src.text]);
+    pieces.push(parts);
+  }
+  const out = [];
+  for (const t of [...owner.keys()].sort((x, y) => x - y)) {
+    const j = owner.get(t);
+    if (owner.get(t - 1) !== j) out.push([j, pieces[j].shift()]);
+  }
+  return out;
+}
+
+function showExplanation(a) {
+  state.attribution = a;
+  $("explain-head").textContent = a.method + " · " + a.model_id + " · " + a.granularity + "-level sources";
+  const answer = $("explain-answer");
+  answer.innerHTML = "";
+  let pos = 0;
+  a.targets.forEach((t, i) => {
+    const start = t.text ? a.answer.indexOf(t.text, pos) : -1;
+    if (start >= 0) { answer.append(document.createTextNode(a.answer.slice(pos, start))); pos = start + t.text.length; }
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "tt-tgt";
+    b.dataset.target = i;
+    b.textContent = t.text || "∅";
+    answer.append(b);
+  });
+  answer.append(document.createTextNode(a.answer.slice(pos)));
+  const head = $("explain-heat").querySelector("thead");
+  head.innerHTML = "";
+  const hr = document.createElement("tr");
+  hr.append(document.createElement("th"));
+  for (const s of a.sources) {
+    const th = document.createElement("th");
+    th.className = "tt-col";
+    th.title = s.text;
+    th.textContent = shortText(s, 18);
+    hr.append(th);
+  }
+  head.append(hr);
+  const body = $("explain-heat").querySelector("tbody");
+  body.innerHTML = "";
+  a.targets.forEach((t, i) => {
+    const tr = document.createElement("tr");
+    tr.dataset.target = i;
+    const th = document.createElement("th");
+    th.className = "tt-row";
+    th.textContent = shortText(t, 24);
+    tr.append(th);
+    const share = shares(a.scores[i]);
+    a.scores[i].forEach((v, j) => {
+      const td = document.createElement("td");
+      td.dataset.score = v;
+      td.style.background = importanceColor(share[j]);
+      td.style.color = importanceText(share[j]);
+      td.title = shortText(t, 30) + " ← " + shortText(a.sources[j], 30) + ": " + fmt(v, 3) + " (share " + share[j].toFixed(2) + ")";
+      td.textContent = v === null ? "–" : Number(v).toPrecision(2);
+      tr.append(td);
+    });
+    body.append(tr);
+  });
+  $("explain-panel").hidden = false;
+  selectTarget(a.targets.length - 1);
+}
+
+function selectTarget(i) {
+  const a = state.attribution;
+  if (!a || i < 0 || i >= a.targets.length) return;
+  for (const b of $("explain-answer").querySelectorAll(".tt-tgt")) b.classList.toggle("active", Number(b.dataset.target) === i);
+  for (const tr of $("explain-heat").querySelectorAll("tbody tr")) tr.classList.toggle("active", Number(tr.dataset.target) === i);
+  const sentences = (a.extras && a.extras.sentences) || [];
+  $("explain-sentence").textContent = sentences[i] || "";
+  const lp = a.target_logprobs[i];
+  $("explain-note").textContent = "target " + JSON.stringify(a.targets[i].text) + ": log-prob " + fmt(lp, 4) +
+    " (p = " + fmt(Math.exp(lp), 3) + ")";
+  const row = a.scores[i], share = shares(row);
+  const box = $("explain-prompt");
+  box.innerHTML = "";
+  for (const [j, text] of promptRuns(a)) {
+    const s = a.sources[j];
+    if (s.name && s.name !== "template") {
+      const tag = document.createElement("span");
+      tag.className = "tt-comp";
+      tag.textContent = s.name;
+      box.append(tag);
+    }
+    const span = document.createElement("span");
+    span.className = "tt-src" + (s.special ? " tt-special" : "");
+    span.dataset.source = j;
+    span.dataset.share = share[j];
+    span.title = shortText(s, 40) + ": score " + fmt(row[j], 3) + ", share " + share[j].toFixed(2);
+    span.style.background = importanceColor(share[j]);
+    span.style.color = importanceText(share[j]);
+    span.textContent = text.replaceAll("\n", "↵\n");
+    box.append(span);
+  }
+}
+
+function onExplainClick(event) {
+  const el = event.target.closest && event.target.closest("[data-target]");
+  if (el) selectTarget(Number(el.dataset.target));
+}
+
+async function explainAnswer(question, answer) {
+  const body = { prompt: question, method: $("explain-method").value || "occlusion",
+                 granularity: $("explain-granularity").value, max_tokens: Number($("max-tokens").value) || 64 };
+  if (answer) body.answer = answer;
+  const target = $("explain-target").value.trim();
+  if (target) body.target = target;
+  showExplanation(await getJSON("/api/explain", { method: "POST", body: JSON.stringify(body) }));
+}
+
 async function submit(event) {
   event.preventDefault();
   rememberKey();
@@ -417,6 +566,9 @@ async function submit(event) {
     if (state.mode === "ask") {
       setStatus("waiting for the model…");
       await ask(question);
+    } else if (state.mode === "explain") {
+      setStatus("explaining…");
+      await explainAnswer(question, $("answer").value.trim());
     } else {
       const answer = $("answer").value.trim();
       if (!answer) throw new Error("paste the answer to score");
@@ -436,8 +588,13 @@ function setMode(mode) {
   state.mode = mode;
   $("tab-ask").classList.toggle("active", mode === "ask");
   $("tab-score").classList.toggle("active", mode === "score");
-  $("answer-box").hidden = mode !== "score";
-  $("go").textContent = mode === "ask" ? "Ask" : "Score";
+  $("tab-explain").classList.toggle("active", mode === "explain");
+  $("answer-box").hidden = mode === "ask";
+  $("answer-label").textContent = mode === "explain" ? "Answer to explain (leave empty: the model answers)" : "Answer to score";
+  $("explain-box").hidden = mode !== "explain";
+  $("answer-panel").hidden = mode === "explain";
+  $("explain-panel").hidden = mode !== "explain" || !state.attribution;
+  $("go").textContent = { ask: "Ask", score: "Score", explain: "Explain" }[mode];
 }
 
 async function loadInfo() {
@@ -475,6 +632,16 @@ async function loadInfo() {
   }
   policySel.value = info.policy.score;
   if (!info.can_score) $("tab-score").disabled = true;
+  const methods = $("explain-method");
+  methods.innerHTML = "";
+  for (const m of info.attribution_methods || []) {
+    const opt = new Option(m.id, m.id);
+    opt.disabled = !m.available;
+    opt.title = m.description;
+    methods.append(opt);
+  }
+  if ([...methods.options].some((o) => o.value === "occlusion" && !o.disabled)) methods.value = "occlusion";
+  if (!info.can_explain) $("tab-explain").disabled = true;
 }
 
 async function loadRuns() {
@@ -515,6 +682,9 @@ async function start() {
   $("form").addEventListener("submit", submit);
   $("tab-ask").addEventListener("click", () => setMode("ask"));
   $("tab-score").addEventListener("click", () => setMode("score"));
+  $("tab-explain").addEventListener("click", () => setMode("explain"));
+  $("explain-answer").addEventListener("click", onExplainClick);
+  $("explain-heat").addEventListener("click", onExplainClick);
   $("colour-by").addEventListener("change", recolour);
   $("show-claims").addEventListener("change", toggleClaims);
   $("output").addEventListener("mouseover", onClaimHover);
