@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,10 +58,10 @@ def faithfulness(
     gen = torch.Generator().manual_seed(seed)
     importance = torch.cat([scores[:, None], random_scores(scores, random_attributions, random, gen)], 1)
 
-    q = answer_reduce(scorer, scorer.prompt_embeds[None], lambda lp: lp)[0]
+    q = scorer.reduced(scorer.prompt_embeds[None], lambda lp: lp)[0]
 
     def dist(masked: Any) -> Any:
-        per = answer_reduce(scorer, masked, lambda lp: distance(lp, q.to(lp.device)))
+        per = scorer.reduced(masked, lambda lp: distance(lp, q.to(lp.device)))
         return torch.stack([per[:, span].mean(-1) for span in spans], -1)
 
     soft = soft_faithfulness(dist, scorer.prompt_embeds, importance, groups, draws=draws, generator=gen,
@@ -96,27 +95,6 @@ def random_scores(scores: Any, n: int, kind: str, generator: Any) -> Any:
         return torch.softmax(torch.rand(t, n, g, generator=generator, dtype=torch.float64), -1)
     perm = torch.argsort(torch.rand(t, n, g, generator=generator), -1)
     return scores[:, None].expand(-1, n, -1).gather(-1, perm)
-
-
-def answer_reduce(scorer: TargetScorer, prompt_embeds: Any, reduce: Callable[[Any], Any]) -> Any:
-    """``reduce`` of the full next-token log-probs ``(b, n_answer, V)`` at the answer's positions, for ``B``
-    prompt embeddings ``(B, n_prompt, d)`` in batches of ``scorer.batch_size`` (concatenated). The same forward
-    as :meth:`TargetScorer.logprobs` (which keeps only the answer tokens' entries), counted in its ``forwards``;
-    ReAGent's top-k test and the distribution distances need the whole distribution."""
-    import torch
-
-    answer_embeds = scorer.embeds[scorer.n_prompt :]
-    out = []
-    with torch.no_grad():
-        for start in range(0, prompt_embeds.shape[0], scorer.batch_size):
-            chunk = prompt_embeds[start : start + scorer.batch_size]
-            b = chunk.shape[0]
-            inputs = torch.cat([chunk.to(answer_embeds.dtype), answer_embeds.expand(b, -1, -1)], dim=1)
-            positions = torch.arange(inputs.shape[1], device=inputs.device).expand(b, -1)
-            logits = scorer.model(inputs_embeds=inputs, position_ids=positions).logits
-            scorer.forwards += b
-            out.append(reduce(torch.log_softmax(logits[:, scorer.n_prompt - 1 : -1].float(), dim=-1)))
-    return torch.cat(out)
 
 
 def _check_params(top_fraction: float, n_random: int, draws: int, random: str, seed: int) -> None:

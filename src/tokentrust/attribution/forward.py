@@ -61,16 +61,24 @@ class TargetScorer:
     def logprobs(self, prompt_embeds: Any, *, grad: bool = False) -> Any:
         """``(B, n_answer)`` log-probs of the answer tokens given ``B`` prompt embeddings ``(B, n_prompt, d)``.
         Without ``grad`` rows go through in batches of :attr:`batch_size` under ``no_grad``."""
+        targets = self.ids[self.n_prompt :]
+        return self.reduced(prompt_embeds, lambda lp: lp.gather(-1, targets.expand(lp.shape[0], -1)[..., None])
+                            .squeeze(-1), grad=grad)
+
+    def reduced(self, prompt_embeds: Any, reduce: Any, *, grad: bool = False) -> Any:
+        """``reduce(logp)`` of the full next-token log-probs ``(b, n_answer, V)`` at the answer's positions, for
+        ``B`` prompt embeddings, concatenated over batches (ReAGent's top-k test and faithfulness distances read
+        the whole distribution; :meth:`logprobs` keeps the answer tokens' entries)."""
         import torch
 
         if prompt_embeds.dim() == 2:
             prompt_embeds = prompt_embeds[None]
         if grad:
-            return self._forward(prompt_embeds)
+            return reduce(self._forward(prompt_embeds))
         out = []
         with torch.no_grad():
             for start in range(0, prompt_embeds.shape[0], self.batch_size):
-                out.append(self._forward(prompt_embeds[start : start + self.batch_size]))
+                out.append(reduce(self._forward(prompt_embeds[start : start + self.batch_size])))
         return torch.cat(out)
 
     def _forward(self, prompt_embeds: Any) -> Any:
@@ -81,10 +89,8 @@ class TargetScorer:
         inputs = torch.cat([prompt_embeds.to(answer.dtype), answer], dim=1)
         positions = torch.arange(inputs.shape[1], device=inputs.device).expand(b, -1)
         logits = self.model(inputs_embeds=inputs, position_ids=positions).logits
-        logp = torch.log_softmax(logits[:, self.n_prompt - 1 : -1].float(), dim=-1)
         self.forwards += b
-        targets = self.ids[self.n_prompt :].expand(b, -1)
-        return logp.gather(-1, targets[..., None]).squeeze(-1)
+        return torch.log_softmax(logits[:, self.n_prompt - 1 : -1].float(), dim=-1)
 
     def masked(self, keep: Any) -> Any:
         """Prompt embeddings with the tokens where ``keep`` (``(B, n_prompt)`` bool) is false set to the baseline."""

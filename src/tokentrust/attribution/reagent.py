@@ -67,7 +67,6 @@ class Reagent(Attributor):
         import torch
 
         from ._ops.reagent import aggregate, in_top_k, recursive_importance
-        from .faithfulness import answer_reduce
 
         sample = make_sampler(self.sampler, scorer)
         spans = [list(t.tokens) for t in targets]
@@ -102,7 +101,7 @@ class Reagent(Attributor):
             rows = active.nonzero().flatten().tolist()
             out = torch.zeros(len(gens), dtype=torch.bool)
             if rows:
-                ranks = answer_reduce(scorer, embeds(~keep, rows), lambda lp: _ranks(lp, answer)).cpu()
+                ranks = scorer.reduced(embeds(~keep, rows), lambda lp: _ranks(lp, answer)).cpu()
                 hit = [bool(in_top_k(ranks[i, spans[int(owner[c])]][None], self.top_k)[0]) for i, c in enumerate(rows)]
                 out[rows] = torch.tensor(hit)
             return out
