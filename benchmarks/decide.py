@@ -2,15 +2,19 @@
 
 1. ``bench`` on :data:`SETS` (first ``--limit`` questions each, greedy, 24 new tokens, the default trace-only
    answer scores) with SmolLM2-135M-Instruct.
-2. Transfer: the learned confidence (:data:`FEATURES` + quantile features, logistic regression) fitted on each
-   set and tested on every other (ROC-AUC, ECE), beside each single score's ROC-AUC on the test set.
+2. Transfer: the learned confidence (:data:`FEATURES` + quantile features; logistic regression with ``C``
+   chosen inside the fit set, and the gradient-boosted trees) fitted on each set and tested on every other
+   (ROC-AUC, ECE), beside the best single score on the test set (chosen with the test labels) and the single
+   score best on the fit set, Platt-scaled there (chosen without them). One line per fit → test pair.
 3. Risk control: Platt-calibrated ``msp`` fitted on a third of the pooled answers, the α-policy
    (:data:`ALPHAS`, δ = 0.05) chosen on the second third and its error rate and coverage measured on the
    last third (never used to fit anything).
 4. Deferral: the default model with 12 new tokens as the small model and with 32 as the "large" one (no
    second model exists offline), Chow-Sum / Chow-Average / Chow-Quantile areas against random and oracle.
 
-    .venv/bin/python benchmarks/decide.py [--limit 120]
+    .venv/bin/python benchmarks/decide.py [--limit 120] [--parts transfer,risk,deferral]
+
+The 1/5/15-minute load averages are printed first and last: the machine is often shared.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,10 +45,34 @@ def run_sets(root: Path, limit: int, backend) -> dict[str, Path]:
     return out
 
 
-def transfer_table(runs: dict[str, Path]) -> dict:
+def transfer_table(runs: dict[str, Path], model: str = "lr") -> dict:
     from tokentrust.bench.transfer import transfer
 
-    return transfer([str(p) for p in runs.values()], list(FEATURES))
+    return transfer([str(p) for p in runs.values()], list(FEATURES), model=model)
+
+
+def transfer_pairs(result: dict) -> list[dict]:
+    """One row per fit → test pair: the learned confidence against both single-score comparisons."""
+    names, single, base = result["runs"], result["single"], result["baseline"]
+    out = []
+    for i, fit in enumerate(names):
+        for j, test in enumerate(names):
+            oracle = max(single, key=lambda e: single[e][j])
+            out.append({"fit": fit, "test": test, "C": result["C"][i],
+                        "learned_auc": result["roc_auc"][i][j], "learned_ece": result["ece"][i][j],
+                        "best_on_test": oracle, "best_on_test_auc": single[oracle][j],
+                        "best_on_fit": base["estimator"][i], "best_on_fit_auc": base["roc_auc"][i][j],
+                        "best_on_fit_ece": base["ece"][i][j]})
+    return out
+
+
+def print_pairs(label: str, rows: list[dict]) -> None:
+    print(f"{label}: fit → test | learned ROC-AUC, ECE | best on test (ROC-AUC) | best on fit, Platt (ROC-AUC, ECE)")
+    for r in rows:
+        print(f"  {r['fit']:>10} → {r['test']:<10} | {r['learned_auc']:.3f} {r['learned_ece']:.3f} | "
+              f"{r['best_on_test']} {r['best_on_test_auc']:.3f} ({r['learned_auc'] - r['best_on_test_auc']:+.3f}) | "
+              f"{r['best_on_fit']} {r['best_on_fit_auc']:.3f} {r['best_on_fit_ece']:.3f} "
+              f"({r['learned_auc'] - r['best_on_fit_auc']:+.3f}) | C {r['C']}")
 
 
 def risk_table(runs: dict[str, Path], seed: int = 0) -> list[dict]:
@@ -98,15 +127,26 @@ def deferral_table(backend, limit: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=120)
+    parser.add_argument("--parts", default="transfer,risk,deferral", help="comma-separated: transfer, risk, deferral")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     import tokentrust as tt
 
+    print("load average (1, 5, 15 min):", os.getloadavg(), "on", os.cpu_count(), "CPUs")
     backend = tt.load()
     with tempfile.TemporaryDirectory() as tmp:
         runs = run_sets(Path(tmp), args.limit, backend)
-        print(json.dumps({"transfer": transfer_table(runs)}, indent=1, default=str))
-        print(json.dumps({"risk": risk_table(runs)}, indent=1))
-    print(json.dumps({"deferral": deferral_table(backend, args.limit)}, indent=1))
+        if "transfer" in parts:
+            for model in ("lr", "gbt"):
+                result = transfer_table(runs, model)
+                print(json.dumps({"transfer": result}, default=str))
+                print_pairs(f"{model}, first {args.limit} of each set, accuracy "
+                            + " / ".join(f"{a:.3f}" for a in result["accuracy"]), transfer_pairs(result))
+        if "risk" in parts:
+            print(json.dumps({"risk": risk_table(runs)}, indent=1))
+    if "deferral" in parts:
+        print(json.dumps({"deferral": deferral_table(backend, args.limit)}, indent=1))
+    print("load average (1, 5, 15 min):", os.getloadavg())
 
 
 if __name__ == "__main__":

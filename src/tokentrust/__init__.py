@@ -90,3 +90,15 @@ __all__ = [
     "list_estimators",
     "load",
 ]
+
+#: Modules loaded on first use (``tt.openai.wrap``, ``tt.integrations.litellm``), so that importing tokentrust
+#: imports none of the frameworks they serve.
+_LAZY_MODULES = {"openai": "tokentrust.integrations.openai_sdk", "integrations": "tokentrust.integrations"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(_LAZY_MODULES[name])
+    raise AttributeError(f"module 'tokentrust' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from .decide.policy import Decision, Policy
 from .decide.rationale import rationale_from_context
 from .errors import TokentrustError, UnknownNameError
 from .estimators.base import Estimator, build_estimator
+from .registry import estimators
 from .scores import Level, Scores
 from .stat import Context
 from .stats.claims import Claim, Claims
@@ -50,17 +51,42 @@ class Annotated(Record):
     rationale: str | None = None
 
     def __getitem__(self, estimator: str) -> Scores:
-        """The scores of ``estimator``: its canonical id, an alias or a spec (``msp``, ``name:key=value``)."""
+        """The scores of ``estimator``: its canonical id, an alias or a spec (``msp``, ``name:key=value``).
+
+        A bare name or alias also finds the one score of that estimator computed with other parameters
+        (``result["se"]`` after ``-e se:n_samples=5``); if there are several, the message lists them.
+        """
         wanted = {estimator}
+        name = estimator
         try:
             wanted.add(build_estimator(estimator).id)
+            name = estimators.canonical(estimator.partition(":")[0].strip())
         except TokentrustError:
             pass
         for s in self.scores:
             if s.estimator in wanted:
                 return s
+        if ":" not in estimator:
+            same = [s for s in self.scores if s.estimator.partition("(")[0] == name]
+            if len(same) == 1:
+                return same[0]
+            if same:
+                raise UnknownNameError(f"{estimator!r} was computed with several parameters here; give one of: "
+                                       f"{', '.join(s.estimator for s in same)}")
         names = ", ".join(s.estimator for s in self.scores)
         raise UnknownNameError(f"no scores for {estimator!r} in this result; present: {names}")
+
+    def __repr__(self) -> str:
+        """One line: the start of the answer, its length, the model and each answer-level value."""
+        text = self.trace.text if len(self.trace.text) <= 60 else self.trace.text[:57] + "..."
+        values = ", ".join(f"{s.estimator}={s.values[0]:.4g}" for s in self.sequence_scores)
+        rest = len(self.scores) - len(self.sequence_scores)
+        more = f" (+{rest} token/claim-level)" if rest else ""
+        decision = f", decision={self.decision.action}" if self.decision is not None else ""
+        return (f"Annotated({text!r}, {len(self.trace)} tokens, model={self.trace.model_id!r}, "
+                f"scores: {values or 'none'}{more}{decision})")
+
+    __str__ = __repr__
 
     def decided(self, policy: Policy | None = None, calibrator: object = None) -> Annotated:
         """This result with :func:`~tokentrust.decide.decide`'s decision for its answer (``policy.score`` must

@@ -45,6 +45,7 @@ from .metrics._base import _as_1d, check_pair
 from .registry import calibrators
 
 __all__ = [
+    "AUTO_C_GRID",
     "CALIBRATED_ID",
     "DEFAULT_QUANTILES",
     "GBT_SETTINGS",
@@ -427,6 +428,12 @@ GBT_SETTINGS: dict[str, Any] = {
     "random_state": 0,
 }
 
+#: The L2 strengths ``C`` that ``LearnedConfidence(C="auto")`` chooses among (strongest first): 10⁻³ … 10².
+AUTO_C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 2, 11))
+
+#: The folds of the cross-validation that chooses ``C`` inside the fit set (fewer when a class is smaller).
+AUTO_C_FOLDS = 5
+
 #: The estimator id of the probability :func:`apply_calibrator` returns.
 CALIBRATED_ID = "calibrated_confidence"
 
@@ -494,11 +501,26 @@ class LearnedConfidence:
     ``quantiles`` (linear interpolation) of the answer's token log-probs and, when the traces have them, of
     its token entropies (METHODS §2.8, Post-Hoc-Quantile), over the non-special tokens, and the number of
     those tokens. ``entropies=None`` uses entropies when every fitting trace has them; ``True`` demands them.
-    ``model="lr"``: logistic regression (L2, ``C``) on standardised features; ``"gbt"``: sklearn's
-    ``GradientBoostingClassifier`` with :data:`GBT_SETTINGS`. A row is a run item (``items.jsonl`` dict
-    with ``scores``, ``trace`` and ``correct``) or an :class:`~tokentrust.Annotated`. The fit records the
-    model id and the feature list; rows from another model, or lacking a score or the entropies, are
-    refused. Saved as JSON (coefficients, or each tree's arrays evaluated in numpy), never pickle.
+    ``model="lr"``: logistic regression (L2, ``C``) on features standardised on the fit set; ``"gbt"``:
+    sklearn's ``GradientBoostingClassifier`` with :data:`GBT_SETTINGS`.
+
+    ``C="auto"`` (default) chooses the L2 strength inside the fit set only, by the one-standard-error rule:
+    stratified :data:`AUTO_C_FOLDS`-fold cross-validation of the log loss over :data:`AUTO_C_GRID`, then the
+    *strongest* regularisation whose mean loss is within one standard error (across folds) of the best mean.
+    Why: the features are many and strongly correlated (a dozen token quantiles beside the scores) and a
+    calibration set is often a few hundred answers, so the loss-minimising ``C`` follows the fit set's
+    quirks; the simplest model that fits as well generalises better to question sets it was not fitted
+    on (on the built-in sets: ``benchmarks/README.md``, "Decisions"). Such strong shrinkage also pulls every
+    probability towards the base rate, so with ``"auto"`` the fitted logit is then Platt-scaled
+    (:class:`PlattCalibrator`, two parameters, fitted on the same folds' out-of-fold logits at the chosen
+    ``C``): the ranking is kept and the spread is the one held-out answers support. With fewer than two
+    answers of a class, ``"auto"`` falls back to ``C = 1``. The chosen value is stored in the fitted state
+    (``C``). A number for ``C`` fits plain L2 logistic regression, without the rescaling.
+
+    A row is a run item (``items.jsonl`` dict with ``scores``, ``trace`` and ``correct``) or an
+    :class:`~tokentrust.Annotated`. The fit records the model id and the feature list; rows from another
+    model, or lacking a score or the entropies, are refused. Saved as JSON (coefficients, or each tree's
+    arrays evaluated in numpy), never pickle.
     """
 
     kind: ClassVar[str] = _LEARNED_KIND
@@ -506,7 +528,7 @@ class LearnedConfidence:
     model: str = "lr"
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     entropies: bool | None = None
-    C: float = 1.0
+    C: float | str = "auto"
 
     def get_params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -525,7 +547,11 @@ class LearnedConfidence:
         q = np.asarray(self.quantiles, dtype=np.float64)
         if q.ndim != 1 or np.isnan(q).any() or (q < 0).any() or (q > 1).any():
             raise UserInputError(f"quantiles={self.quantiles!r} must be levels in [0, 1]")
-        _positive("C", self.C)
+        if self.C != "auto":
+            try:
+                _positive("C", self.C)
+            except UserInputError:
+                raise UserInputError(f"C={self.C!r} must be a positive number or 'auto'") from None
 
     def _views(self, rows: Any) -> list[_RowView]:
         views = [_row_view(r, i) for i, r in enumerate(rows)]
@@ -678,16 +704,50 @@ class LearnedConfidence:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
-def _fit_lr(x: np.ndarray, y: np.ndarray, C: float) -> dict[str, Any]:
-    """``{"lr": {mean, scale, coef, intercept}}``: p = sigmoid(((x - mean) / scale) · coef + intercept)."""
+def _fit_lr(x: np.ndarray, y: np.ndarray, C: float | str) -> dict[str, Any]:
+    """``{"lr": {mean, scale, coef, intercept, C}}``: p = sigmoid(((x - mean) / scale) · coef + intercept)."""
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=float(C), max_iter=10_000).fit((x - mean) / scale, y)
-    return {"lr": {"mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(),
-                   "intercept": float(model.intercept_[0])}}
+    z = (x - mean) / scale
+    c, held_out = _auto_c(z, y) if C == "auto" else (float(C), None)
+    model = LogisticRegression(C=c, max_iter=10_000).fit(z, y)
+    coef, intercept = model.coef_[0], float(model.intercept_[0])
+    if held_out is not None:  # strong L2 picks the direction but pulls probabilities to the base rate: rescale
+        platt = PlattCalibrator().fit(held_out, y)
+        coef, intercept = coef * platt.a_, intercept * platt.a_ + platt.b_
+    return {"lr": {"mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": intercept,
+                   "C": c}}
+
+
+def _auto_c(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """The L2 strength ``C`` of the one-standard-error rule (see :class:`LearnedConfidence`): the smallest ``C``
+    of :data:`AUTO_C_GRID` whose cross-validated mean log loss is within one standard error of the best, and
+    the out-of-fold logits at that ``C`` (what the Platt rescaling is fitted on); ``(1.0, None)`` when a class
+    has fewer than two rows. ``z``: standardised features, ``y``: 0/1 labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    smaller = int(min(y.sum(), y.size - y.sum()))
+    if smaller < 2:
+        return 1.0, None
+    splits = list(StratifiedKFold(n_splits=min(AUTO_C_FOLDS, smaller), shuffle=True, random_state=0).split(z, y))
+    logits = np.empty((len(AUTO_C_GRID), y.size))
+    loss = np.empty((len(splits), len(AUTO_C_GRID)))
+    for k, (tr, te) in enumerate(splits):
+        for m, c in enumerate(AUTO_C_GRID):
+            # Newton–Cholesky: the final fit's objective, and fast for a few features on a busy machine
+            fold = LogisticRegression(C=c, solver="newton-cholesky", max_iter=1_000).fit(z[tr], y[tr])
+            logits[m, te] = fold.decision_function(z[te])
+            loss[k, m] = log_loss(y[te], expit(logits[m, te]), labels=[0.0, 1.0])
+    mean = loss.mean(axis=0)
+    se = loss.std(axis=0, ddof=1) / np.sqrt(len(splits))
+    best = int(np.argmin(mean))
+    m = int(np.flatnonzero(mean <= mean[best] + se[best])[0])
+    return float(AUTO_C_GRID[m]), logits[m]
 
 
 def _fit_gbt(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -56,6 +56,22 @@ class Record(BaseModel):
         return jsonable(self.model_dump(mode="json"))
 
 
+#: Seeds are integers in ``[0, SEED_LIMIT)``: every random generator used (torch, numpy, Python's) takes them,
+#: with room for the ``seed + k`` of ``k`` samples.
+SEED_LIMIT = 2**63
+#: The largest temperature accepted (10 already makes sampling nearly uniform; OpenAI's API allows 2).
+MAX_TEMPERATURE = 10.0
+
+
+def check_seed(seed: int | None, name: str = "seed") -> int | None:
+    """``seed`` unchanged when it is ``None`` or an integer in ``[0, 2**63)``; else a :class:`UserInputError`."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise UserInputError(f"{name} must be an integer in [0, 2**63 - 1] = [0, {SEED_LIMIT - 1}], got {seed!r}")
+    return seed
+
+
 class GenerationConfig(Record):
     """How an answer was produced. Recorded in the trace so a score can be traced to its settings.
 
@@ -80,9 +96,14 @@ class GenerationConfig(Record):
     @field_validator("temperature")
     @classmethod
     def _temperature(cls, v: float) -> float:
-        if not v >= 0:
-            raise UserInputError(f"temperature must be ≥ 0 (0 = greedy), got {v}")
+        if not 0 <= v <= MAX_TEMPERATURE:
+            raise UserInputError(f"temperature must be in [0, {MAX_TEMPERATURE:g}] (0 = greedy), got {v}")
         return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int | None) -> int | None:
+        return check_seed(v)
 
     @field_validator("top_p")
     @classmethod

@@ -5,8 +5,11 @@ Parsing serves the OpenAI-compatible backend and :meth:`Trace.from_openai` (resp
 pasted JSON, logs). Such a response gives each chosen token's log-probability and a few alternatives,
 never the full next-token distribution, so the trace is black-box: ``entropy`` and the other
 distribution columns stay ``None``. Token ids are recorded when the server sends them (``"id"`` in an
-entry, or vLLM's ``"token_id:123"`` tokens), else ``-1``. Encoding (:func:`chat_logprobs`,
-:func:`completion_logprobs`) serves the confidence proxy, which answers in the same format.
+entry, or vLLM's ``"token_id:123"`` tokens), else ``-1``. Every field read is checked first (pydantic
+models of the wire format): a response of another shape is one :class:`UserInputError` naming the field's
+path and the value found (the backend reports it as a :class:`~tokentrust.errors.ServerError`).
+Encoding (:func:`chat_logprobs`, :func:`completion_logprobs`) serves the confidence proxy, which answers in
+the same format.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .config import GenerationConfig
 from .errors import UserInputError
@@ -53,6 +58,97 @@ def _float(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+class _Wire(BaseModel):
+    """A piece of a server's answer; fields a server adds are kept, fields read here are type-checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+_Byte = Annotated[int, Field(ge=0, le=255)]
+
+
+class _TopEntry(_Wire):
+    token: str
+    logprob: float | None
+    bytes: list[_Byte] | None = None
+    id: int | None = None
+
+
+class _ChatEntry(_TopEntry):
+    top_logprobs: list[_TopEntry] | None = None
+
+
+class _ChatLogprobs(_Wire):
+    content: list[_ChatEntry] | None
+
+
+class _CompletionLogprobs(_Wire):
+    tokens: list[str]
+    token_logprobs: list[float | None] | None = None
+    top_logprobs: list[dict[str, float | None] | None] | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> _CompletionLogprobs:
+        for name in ("token_logprobs", "top_logprobs"):
+            column = getattr(self, name)
+            if column is not None and len(column) != len(self.tokens):
+                raise ValueError(f"{name} has {len(column)} entries for {len(self.tokens)} tokens")
+        return self
+
+
+class _Content(_Wire):
+    content: str | None = None
+
+
+class _Choice(_Wire):
+    index: int = 0
+    message: _Content | None = None
+    delta: _Content | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+_CHOICES = TypeAdapter(list[_Choice])
+_INTERNAL = re.compile(r" or instance of _\w+")
+
+
+def _checked(model: Any, value: Any, where: str) -> Any:
+    """``value`` validated against ``model`` (a pydantic model or adapter); a wrong shape is one
+    :class:`UserInputError` naming the first bad field, what it should be and what it was."""
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(value)
+        return model.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in (where, *err["loc"]) if p != "")
+        msg = _INTERNAL.sub("", str(err["msg"]).removeprefix("Value error, "))
+        shown = repr(err.get("input"))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise UserInputError(f"not in OpenAI's format: {path}: {msg} (got {shown})") from None
+
+
+def check_choices(choices: Any, where: str = "choices") -> None:
+    """Refuse a ``choices`` value that is not a list of choice objects with the fields this module reads
+    (index, message / delta content, text, finish_reason, logprobs) of the right types."""
+    _checked(_CHOICES, choices, where)
+    for i, choice in enumerate(choices):
+        _checked_logprobs(choice.get("logprobs"), f"{where}.{i}.logprobs")
+
+
+def _checked_logprobs(logprobs: Any, where: str) -> _ChatLogprobs | _CompletionLogprobs | None:
+    if not logprobs:
+        return None
+    if isinstance(logprobs, Mapping) and "content" in logprobs:
+        return _checked(_ChatLogprobs, logprobs, where)
+    if isinstance(logprobs, Mapping) and "tokens" in logprobs:
+        return _checked(_CompletionLogprobs, logprobs, where)
+    raise UserInputError(
+        f"unrecognised 'logprobs' object with keys {sorted(logprobs) if isinstance(logprobs, Mapping) else logprobs!r};"
+        " expected chat ('content') or completions ('tokens', 'token_logprobs') format"
+    )
+
+
 def _token_and_id(token: Any, explicit_id: Any) -> tuple[str, int]:
     text = "" if token is None else str(token)
     if explicit_id is not None:
@@ -61,60 +157,60 @@ def _token_and_id(token: Any, explicit_id: Any) -> tuple[str, int]:
     return (text, int(match.group(1))) if match else (text, UNKNOWN_ID)
 
 
-def _chat_entries(content: Sequence[Mapping[str, Any]]) -> list[TokenEntry]:
+def _ranked(top: list[tuple[str, float, int]]) -> tuple[tuple[str, float, int], ...]:
+    return tuple(sorted(top, key=lambda t: -t[1] if not math.isnan(t[1]) else math.inf))
+
+
+def _chat_entries(content: Sequence[_ChatEntry]) -> list[TokenEntry]:
     entries = []
     for e in content:
-        token, tid = _token_and_id(e.get("token"), e.get("id"))
-        raw = e.get("bytes")
+        token, tid = _token_and_id(e.token, e.id)
         top = []
-        for alt in e.get("top_logprobs") or []:
-            alt_token, alt_id = _token_and_id(alt.get("token"), alt.get("id"))
-            top.append((alt_token, _float(alt.get("logprob")), alt_id))
-        top.sort(key=lambda t: -t[1] if not math.isnan(t[1]) else math.inf)
-        entries.append(
-            TokenEntry(token, _float(e.get("logprob")), tid, bytes(raw) if raw is not None else None, tuple(top))
-        )
+        for alt in e.top_logprobs or []:
+            alt_token, alt_id = _token_and_id(alt.token, alt.id)
+            top.append((alt_token, _float(alt.logprob), alt_id))
+        raw = bytes(e.bytes) if e.bytes is not None else None
+        entries.append(TokenEntry(token, _float(e.logprob), tid, raw, _ranked(top)))
     return entries
 
 
-def _completion_entries(logprobs: Mapping[str, Any]) -> list[TokenEntry]:
-    tokens = logprobs.get("tokens") or []
-    chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
-    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+def _completion_entries(logprobs: _CompletionLogprobs) -> list[TokenEntry]:
+    tokens = logprobs.tokens
+    chosen = logprobs.token_logprobs or [None] * len(tokens)
+    tops = logprobs.top_logprobs or [None] * len(tokens)
     entries = []
-    for token, lp, alts in zip(tokens, chosen, tops, strict=False):
+    for token, lp, alts in zip(tokens, chosen, tops, strict=True):
         text, tid = _token_and_id(token, None)
         top = []
         for alt_token, alt_lp in (alts or {}).items():
             alt_text, alt_id = _token_and_id(alt_token, None)
             top.append((alt_text, _float(alt_lp), alt_id))
-        top.sort(key=lambda t: -t[1] if not math.isnan(t[1]) else math.inf)
-        entries.append(TokenEntry(text, _float(lp), tid, None, tuple(top)))
+        entries.append(TokenEntry(text, _float(lp), tid, None, _ranked(top)))
     return entries
 
 
 def choice_entries(choice: Mapping[str, Any]) -> list[TokenEntry] | None:
-    """The token entries of one choice (chat or completions format), or ``None`` when it has no log-probs."""
-    logprobs = choice.get("logprobs")
-    if not logprobs:
-        return None
-    if isinstance(logprobs, Mapping) and "content" in logprobs:
-        content = logprobs.get("content")
-        return _chat_entries(content) if content is not None else None
-    if isinstance(logprobs, Mapping) and "tokens" in logprobs:
+    """The token entries of one choice (chat or completions format), or ``None`` when it has no log-probs.
+
+    A wrong shape (a missing ``logprob``, a string where a list belongs) is a :class:`UserInputError`
+    naming the field."""
+    if not isinstance(choice, Mapping):
+        raise UserInputError(f"not in OpenAI's format: a choice must be an object, got {type(choice).__name__}")
+    logprobs = _checked_logprobs(choice.get("logprobs"), "logprobs")
+    if isinstance(logprobs, _ChatLogprobs):
+        return _chat_entries(logprobs.content) if logprobs.content is not None else None
+    if isinstance(logprobs, _CompletionLogprobs):
         return _completion_entries(logprobs)
-    raise UserInputError(
-        f"unrecognised 'logprobs' object with keys {sorted(logprobs) if isinstance(logprobs, Mapping) else logprobs!r};"
-        " expected chat ('content') or completions ('tokens', 'token_logprobs') format"
-    )
+    return None
 
 
 def choice_text(choice: Mapping[str, Any]) -> str:
     """The answer text of a chat choice (``message.content``) or a completions choice (``text``)."""
+    parsed = _checked(_Choice, choice, "choice")
     if "message" in choice:
-        return (choice.get("message") or {}).get("content") or ""
+        return parsed.message.content or "" if parsed.message is not None else ""
     if "text" in choice:
-        return choice.get("text") or ""
+        return parsed.text or ""
     raise UserInputError(f"a choice needs 'message' (chat) or 'text' (completions); got keys {sorted(choice)}")
 
 
@@ -216,24 +312,16 @@ def chunk_records(chunk: Mapping[str, Any], text: str, previous: Sequence[TokenR
     choices = chunk.get("choices", [])
     if choices is None:
         choices = []
-    if not isinstance(choices, list):
-        raise UserInputError(f"'choices' must be a list, got {type(choices).__name__}")
+    check_choices(choices)
     records: list[TokenRecord] = []
     finish = None
     for choice in choices:
-        if not isinstance(choice, Mapping):
-            raise UserInputError(f"a choice must be an object, got {type(choice).__name__}")
         if choice.get("index", 0) != 0:
             continue
         if chat:
-            delta = choice.get("delta") or {}
-            if not isinstance(delta, Mapping):
-                raise UserInputError(f"'delta' must be an object, got {type(delta).__name__}")
-            piece = delta.get("content") or ""
+            piece = (choice.get("delta") or {}).get("content") or ""
         else:
             piece = choice.get("text") or ""
-        if not isinstance(piece, str):
-            raise UserInputError(f"streamed text must be a string, got {type(piece).__name__}")
         entries = choice_entries(choice) or []
         finish = choice.get("finish_reason") or finish
         before, text = len(text), text + piece
@@ -328,6 +416,7 @@ def traces_from_openai(
     if not isinstance(response, Mapping) or not isinstance(response.get("choices"), list):
         keys = sorted(response) if isinstance(response, Mapping) else type(response).__name__
         raise UserInputError(f"an OpenAI response needs a 'choices' list; got {keys}")
+    check_choices(response["choices"])
     if prompt is not None:
         recorded: str | list[Message] = prompt if isinstance(prompt, str) else [
             m if isinstance(m, Message) else Message(**dict(m)) for m in prompt

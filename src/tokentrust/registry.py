@@ -87,15 +87,62 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
+def _expected(hint: Any) -> str:
+    """``float`` → ``a number``; ``Literal['a', 'b']`` → ``one of 'a', 'b'``; ``int | None`` → ``an integer or null``."""
+    import types
+    import typing
+
+    words = {float: "a number", int: "an integer", bool: "true or false", str: "a text", type(None): "null"}
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_expected(h) for h in typing.get_args(hint))
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _check_types(cls: Any, kwargs: dict[str, Any], what: str) -> None:
+    """Refuse a parameter whose value does not have its field's declared type, naming the parameter, the value
+    and the type (``alpha=abc`` for a float would otherwise fail inside the class with a bare ``TypeError``).
+    Scalars are checked strictly (``"0.5"`` is not a number, ``true`` is not an integer); containers are left
+    to the class, as a spec writes a tuple as a list."""
+    import typing
+    from dataclasses import MISSING, fields
+
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is left to the class to check
+        return
+    defaults = {f.name: f.default for f in fields(cls)}
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is None or hint is Any:
+            continue
+        if typing.get_origin(hint) in (tuple, list, set, frozenset, dict):
+            continue  # lists stand for tuples in a spec; the class checks their items itself
+        try:
+            TypeAdapter(hint).validate_python(value, strict=True)
+        except ValidationError:
+            default = defaults.get(key, MISSING)
+            shown = "" if default is MISSING else f" (default {default!r})"
+            raise UserInputError(f"{what}: parameter {key} must be {_expected(hint)}, got {value!r}{shown}") from None
+        except Exception:  # noqa: BLE001, S112 - a type pydantic cannot check is left to the class
+            continue
+
+
 def instantiate(cls: Any, kwargs: dict[str, Any], *, what: str, forms: str = "") -> Any:
-    """``cls(**kwargs)`` for a dataclass named by a spec, refusing unknown parameters and turning bad values into
-    one :class:`UserInputError` naming ``what`` (``"estimator 'msp'"``) and the valid parameters (or ``forms``)."""
+    """``cls(**kwargs)`` for a dataclass named by a spec, refusing unknown parameters and values of the wrong type,
+    and turning bad values into one :class:`UserInputError` naming ``what`` (``"estimator 'msp'"``), the
+    parameter, the value and what is valid (the valid parameters, or ``forms``)."""
     from dataclasses import fields
 
     unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
     if unknown:
         valid = forms or ", ".join(sorted(f.name for f in fields(cls))) or "none"
         raise UserInputError(f"{what} has no parameter {', '.join(unknown)}; valid: {valid}")
+    _check_types(cls, kwargs, what)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

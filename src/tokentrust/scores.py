@@ -22,8 +22,10 @@ class Level(str, Enum):
 class Scores(Record):
     """One estimator's scores over a trace.
 
-    ``values`` are oriented *higher = more trustworthy*; ``raw`` keeps the method's natural quantity
-    (an entropy in nats, LM-Polygraph's uncertainty, …) as its docstring states. ``spans[i]`` lists
+    ``values`` are oriented *higher = more trustworthy*, so any two scores rank answers the same way round;
+    ``raw`` keeps the method's natural quantity (an entropy in nats, LM-Polygraph's uncertainty, …) as its
+    docstring states. Perplexity, for instance, has ``raw`` = the log-perplexity (≥ 0, lower is better) and
+    ``value`` = −raw, which is why its value prints as a negative number. ``spans[i]`` lists
     the token indices that ``values[i]`` covers: one index per token score, all indices for a sequence,
     a claim's tokens for a claim score (empty when the claim matched no token; its value is then NaN).
     ``extras`` holds per-value columns a method explains itself with (CCP's alternatives that would change
@@ -54,6 +56,17 @@ class Scores(Record):
             if bad:
                 raise ValueError(f"is_probability=True but values {bad[:3]} lie outside [0, 1]")
         return self
+
+    def __repr__(self) -> str:
+        """One line: the estimator, its level and its value (or a summary of its values), never the spans."""
+        if self.level is Level.SEQUENCE:
+            return f"Scores({self.estimator!r}, sequence, value={self.values[0]:.4g}, raw={self.raw[0]:.4g})"
+        finite = [v for v in self.values if not math.isnan(v)]
+        summary = (f"min={min(finite):.4g}, mean={math.fsum(finite) / len(finite):.4g}, max={max(finite):.4g}"
+                   if finite else "no finite value")
+        return f"Scores({self.estimator!r}, {self.level.value}, {len(self.values)} values, {summary})"
+
+    __str__ = __repr__
 
     @property
     def value(self) -> float:

@@ -229,6 +229,14 @@ class Trace(Record):
             raise UserInputError(f"choice must be in [0, {len(traces) - 1}], got {choice}")
         return traces[choice]
 
+    @classmethod
+    def from_langchain(cls, message: Any, prompt: Any = None) -> Trace:
+        """The trace of a LangChain chat answer (``AIMessage`` or merged ``AIMessageChunk``s) with log-probs;
+        ``prompt``: the messages sent. See :func:`tokentrust.integrations.langchain.trace_from_langchain`."""
+        from .integrations.langchain import trace_from_langchain
+
+        return trace_from_langchain(message, prompt)
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(self.to_json(), encoding="utf-8")
@@ -236,7 +244,12 @@ class Trace(Record):
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """The trace saved at ``path``; a missing, unreadable or non-UTF-8 file raises :class:`UserInputError`."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserInputError(f"cannot read the trace file {path}: {exc}") from None
+        return cls.from_json(text)
 
     def _repr_html_(self) -> str:
         from .render.html import render_trace_html

@@ -267,7 +267,7 @@ def test_integrated_gradients_report_counts_and_the_completeness_gap(every_token
 # ---- bad input ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, match", [
     ("integrated_gradients:steps=0", "steps must be an integer >= 1"),
-    ("integrated_gradients:steps=2.5", "steps must be an integer >= 1"),
+    ("integrated_gradients:steps=2.5", "parameter steps must be an integer, got 2.5"),
     ("integrated_gradients:method=riemann", "no parameter method"),
     ("attention:mode=first", "last, rollout"),
 ])

@@ -126,3 +126,70 @@ def test_cli_claim_level_json(tmp_path):
         timeout=300, check=False,
     )
     assert table.returncode == 0, table.stderr
+
+
+def test_a_claim_filter_fitted_on_the_run_cuts_low_claims_from_ask(claim_run, backend, tmp_path, capsys):
+    """calibrate --target-risk ε on a claim run: the conformal threshold of the run's claims, saved in a
+    policy that ask uses to cut the claims it removes from the answer."""
+    from tests._cli import run_cli
+
+    from tokentrust import annotate
+    from tokentrust.annotated import resolve_estimators
+    from tokentrust.bench.claims import measured_rows
+    from tokentrust.config import GenerationConfig
+    from tokentrust.decide import Policy, claim_filter_from_rows
+
+    path = tmp_path / "policy.json"
+    code, out, err = run_cli(capsys, "calibrate", str(claim_run.out), "--target-risk", "0.3", "-e", "ccp",
+                             "--out", str(path))
+    assert code == 0, err
+    policy = Policy.load(path)
+    rule = policy.claims
+    expected = claim_filter_from_rows(measured_rows(claim_run.out, load_items(claim_run.out)),
+                                      "claim_conditioned_probability", epsilon=0.3)
+    assert (rule.threshold, rule.n, rule.epsilon) == (expected.threshold, expected.n, 0.3)
+    assert f"keep claims above {rule.threshold:.4g}" in out
+
+    # One answer decided in-process, with a threshold that removes some claims but not all.
+    trace = backend.generate("Tell me about Portugal in three sentences.", GenerationConfig(max_new_tokens=64))
+    result = annotate(trace, resolve_estimators(["ccp", "geometric_mean_token_probability"]), backend=backend)
+    values = sorted(c.scores["claim_conditioned_probability"] for c in result.claims)
+    assert len(values) >= 2, result.claims
+    cut = policy.model_copy(update={"claims": rule.model_copy(update={"threshold": values[0]})})
+    d = result.decided(cut).decision
+    assert [k.kept for k in d.claims] == [c.scores["claim_conditioned_probability"] > values[0] for c in result.claims]
+    removed = [k for k in d.claims if not k.kept]
+    assert removed and all(k.text.lower() not in d.kept_answer.lower() for k in removed)
+    assert all(k.text.lower() in d.kept_answer.lower() for k in d.claims if k.kept)
+    assert d.kept_answer in d.phrase or d.action == "abstain"
+    from tokentrust.render.html import decision_html
+
+    assert f"removed {len(removed)} of {len(d.claims)} claims" in decision_html(d)
+    assert "every kept claim true with probability ≥ 0.7" in d.guaranteed
+    everything = policy.model_copy(update={"claims": rule.model_copy(update={"threshold": 1.0})})
+    assert result.decided(everything).decision.action == "abstain"
+
+    # The CLI: the policy's claim score is computed though not asked for, the removed claims named.
+    cut.save(path)
+    code, out, err = run_cli(capsys, "ask", "Tell me about Portugal in three sentences.", "-n", "64",
+                             "--policy", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert "claim_conditioned_probability" in {s["estimator"] for s in data["scores"]}
+    assert data["decision"]["claims"] and data["decision"]["kept_answer"] is not None
+
+
+def test_a_claim_filter_is_refused_on_answer_runs_and_for_another_model(claim_run, tmp_path):
+    from tokentrust.decide import Policy
+    from tokentrust.decide.decision import check_pairing
+    from tokentrust.decide.fit import fit_claim_rule, policy_command
+
+    rule = fit_claim_rule(claim_run.out, epsilon=0.3, score="ccp")
+    with pytest.raises(UserInputError, match="fitted on answers of model"):
+        check_pairing(Policy(claims=rule), None, "another/model")
+    with pytest.raises(UserInputError, match="no claim scores for 'maximum_sequence_probability'"):
+        fit_claim_rule(claim_run.out, epsilon=0.3, score="msp")
+    with pytest.raises(UserInputError, match="too few for ε"):
+        fit_claim_rule(claim_run.out, epsilon=0.01, score="ccp")
+    with pytest.raises(UserInputError, match="reads a claim score"):
+        policy_command(claim_run.out, ["ccp"], tmp_path / "c.json", 0.3, 0.05, None, False)

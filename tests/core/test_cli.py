@@ -65,11 +65,11 @@ def test_estimators_listing():
     [
         (["ask", ""], "prompt is empty"),
         (["ask", Q, "--model", "/nonexistent/model"], "no model at '/nonexistent/model'"),
-        (["ask", Q, "-n", "0"], "max_new_tokens must be ≥ 1, got 0"),
+        (["ask", Q, "-n", "0"], "--max-new-tokens (-n) must be ≥ 1, got 0"),
         (["ask", Q, "-e", "mean_token_entropi"], "Did you mean 'mean_token_entropy'"),
         (["ask", "word " * 9000], "context of 8192 tokens"),
         (["score", "-p", Q, "-a", " "], "answer is empty"),
-        (["ask", Q, "--top-p", "0"], "top_p must be in (0, 1], got 0"),
+        (["ask", Q, "--top-p", "0"], "--top-p must be in (0, 1], got 0"),
     ],
 )
 def test_user_errors_are_one_clear_line(args, message):

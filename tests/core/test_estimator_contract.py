@@ -10,10 +10,11 @@ from tokentrust.registry import estimators
 
 #: Estimators that work on a trace's own columns (and, for PMI, prompt-free log-probs). Sampling and
 #: elicitation estimators (p_true asks the model a new question) have their own contract suite over
-#: recorded samples in tests/estimators.
+#: recorded samples in tests/estimators; refusal_score scores the question's first answer position with the
+#: model (tests/decoding), not the trace's columns.
 WHITE_BOX = {tt.Capability.LOGPROBS, tt.Capability.FULL_DISTRIBUTION, tt.Capability.FORCED_SCORING}
 ALL = [n for n, cls in estimators.items()
-       if cls().requires <= WHITE_BOX and n != "p_true" and cls.level is not tt.Level.CLAIM]
+       if cls().requires <= WHITE_BOX and n not in ("p_true", "refusal_score") and cls.level is not tt.Level.CLAIM]
 #: Claim-level estimators: one value per claim of the answer (their own contract below, on a real answer).
 CLAIM = [n for n, cls in estimators.items() if cls.level is tt.Level.CLAIM]
 N = 5

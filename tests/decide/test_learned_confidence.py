@@ -15,6 +15,8 @@ import pytest
 from tokentrust.bench.calibrate import calibrate_run, cross_fit
 from tokentrust.bench.transfer import EXPORT_FIELDS, export_rows, transfer
 from tokentrust.calibration import (
+    AUTO_C_FOLDS,
+    AUTO_C_GRID,
     CALIBRATED_ID,
     DEFAULT_QUANTILES,
     GBT_SETTINGS,
@@ -70,7 +72,7 @@ def test_lr_recovers_known_coefficients_and_the_bayes_roc_auc():
 def test_json_round_trip_reproduces_sklearn(model, tmp_path):
     rows, _, _ = synthetic(300, seed=3)
     probe, _, _ = synthetic(200, seed=4)
-    lc = LearnedConfidence(scores=("a", "b"), model=model).fit(rows)
+    lc = LearnedConfidence(scores=("a", "b"), model=model, **({"C": 1.0} if model == "lr" else {})).fit(rows)
     path = tmp_path / "conf.json"
     lc.save(path)
     doc = json.loads(path.read_text())
@@ -96,6 +98,51 @@ def test_json_round_trip_reproduces_sklearn(model, tmp_path):
                                atol=1e-9 if model == "lr" else 1e-12)
 
 
+def _one_se_c(z, y):
+    """The one-standard-error choice of C, by sklearn's own cross-validation scorer (an independent path)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    folds = StratifiedKFold(n_splits=AUTO_C_FOLDS, shuffle=True, random_state=0)
+    loss = -np.array([cross_val_score(LogisticRegression(C=c, max_iter=10_000), z, y, cv=folds,
+                                      scoring="neg_log_loss") for c in AUTO_C_GRID]).T  # (folds, Cs)
+    mean, se = loss.mean(axis=0), loss.std(axis=0, ddof=1) / np.sqrt(AUTO_C_FOLDS)
+    best = int(np.argmin(mean))
+    return AUTO_C_GRID[int(np.flatnonzero(mean <= mean[best] + se[best])[0])], folds
+
+
+def test_auto_c_is_the_one_standard_error_choice_rescaled_on_held_out_logits():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.preprocessing import StandardScaler
+
+    rows, _, y = synthetic(300, seed=3)
+    probe, _, _ = synthetic(200, seed=4)
+    lc = LearnedConfidence(scores=("a", "b")).fit(rows)  # C="auto" is the default
+    scaler = StandardScaler().fit(lc.features(rows))
+    z, zp = scaler.transform(lc.features(rows)), scaler.transform(lc.features(probe))
+    c, folds = _one_se_c(z, y)
+    assert lc.state_["lr"]["C"] == c < 1.0  # stronger than sklearn's default, chosen inside the fit set
+    sk = LogisticRegression(C=c, max_iter=10_000).fit(z, y)
+    held_out = cross_val_predict(LogisticRegression(C=c, max_iter=10_000), z, y, cv=folds, method="decision_function")
+    platt = PlattCalibrator().fit(held_out, y)
+    expected = 1 / (1 + np.exp(-(platt.a_ * sk.decision_function(zp) + platt.b_)))
+    np.testing.assert_allclose(lc.transform(probe), expected, atol=1e-4)  # the solvers differ, the optimum not
+    loaded = calibrator_from_json(lc.to_json())
+    assert loaded.C == "auto" and loaded.state_["lr"]["C"] == c
+    np.testing.assert_array_equal(loaded.transform(probe), lc.transform(probe))
+
+
+def test_auto_c_regularises_fully_when_there_is_nothing_to_learn():
+    rows, _, _ = synthetic(300, seed=8)
+    probe, _, _ = synthetic(500, seed=9)
+    y = np.random.default_rng(8).random(300) < 0.3  # labels independent of every feature: the optimum is the base rate
+    lc = LearnedConfidence(scores=("a", "b")).fit(rows, y)
+    assert lc.state_["lr"]["C"] == AUTO_C_GRID[0]
+    p = lc.transform(probe)
+    assert abs(p.mean() - y.mean()) < 0.02 and p.std() < 0.07
+
+
 def test_refuses_another_model_a_missing_score_and_missing_entropies():
     rows, _, _ = synthetic(60, seed=5)
     lc = LearnedConfidence(scores=("a", "b")).fit(rows)
@@ -117,6 +164,8 @@ def test_refuses_another_model_a_missing_score_and_missing_entropies():
         LearnedConfidence(scores=("a",)).fit([{**r, "correct": True} for r in rows])
     with pytest.raises(UserInputError, match="model='rf'"):
         LearnedConfidence(scores=("a",), model="rf").fit(rows)
+    with pytest.raises(UserInputError, match="C='big' must be a positive number or 'auto'"):
+        LearnedConfidence(scores=("a",), C="big").fit(rows)
 
 
 def test_corrupt_json_is_refused():
@@ -215,6 +264,18 @@ def test_transfer_matrices_and_nan_for_one_class(runs, tmp_path):
     assert np.isnan(res["roc_auc"][0][2]) and np.isfinite(res["brier"][0][2])  # nor ranked, but scored
     assert set(res["single"]) == {"maximum_sequence_probability", "mean_token_entropy", "perplexity"}
     assert all(len(v) == 3 and np.isnan(v[2]) for v in res["single"].values())
+    assert all(c in AUTO_C_GRID for c in res["C"][:2]) and res["C"][2] is None
+    base = res["baseline"]  # the score best on the fit run, Platt-scaled there, tested like the learned one
+    assert base["estimator"][2] is None and np.isnan(base["ece"][2]).all()
+    best = max(res["single"], key=lambda e: res["single"][e][0])
+    assert base["estimator"][0] == best and base["roc_auc"][0][1] == res["single"][best][1]
+    from tokentrust.bench.calibrate import learned_rows
+    from tokentrust.metrics import ece
+
+    (fit, _, _), (test, _, _) = (learned_rows(runs[k], ESTIMATORS) for k in ("capitals", "currencies"))
+    platt = PlattCalibrator().fit([r["scores"][best]["value"] for r in fit], [r["correct"] for r in fit])
+    y = np.array([r["correct"] for r in test], dtype=float)
+    assert base["ece"][0][1] == pytest.approx(ece(y, platt.transform([r["scores"][best]["value"] for r in test])))
     other = tmp_path / "other"
     shutil.copytree(runs["currencies"], other)
     meta = json.loads((other / "run.json").read_text())

@@ -372,3 +372,21 @@ def test_serve_with_calibrator_and_policy(backend, fitted):
     other = policy.model_copy(update={"guarantee": policy.guarantee.model_copy(update={"model": "other"})})
     with pytest.raises(UserInputError, match="fitted on answers of model 'other'"):
         create_app(backend, policy=other, calibrator=cal)
+
+
+@pytest.mark.parametrize("kept, expected", [
+    ((True, True, False, True), "Portugal is in southern Europe, and its capital is Lisbon. Its population is 10 million."),
+    ((True, False, True, False), "Portugal is in southern Europe; it uses the euro."),
+    ((False, False, True, True), "It uses the euro. Its population is 10 million."),
+    ((False, True, False, False), "Its capital is Lisbon."),
+    ((False, False, False, False), ""),
+])
+def test_removed_claims_are_cut_with_their_connectives(kept, expected):
+    from tokentrust.decide.policy import KeptClaim, without
+    from tokentrust.stats.claims import clause_spans
+
+    text = "Portugal is in southern Europe, and its capital is Lisbon; it uses the euro. Its population is 10 million."
+    spans = [*clause_spans(text, 0, 76), (77, len(text) - 1)]
+    claims = [KeptClaim(text=text[a:b], char_span=(a, b), value=0.5, kept=k, sentence=int(a > 76))
+              for (a, b), k in zip(spans, kept, strict=True)]
+    assert without(text, claims) == expected

@@ -147,7 +147,8 @@ def test_verbalized_self_random_aggregates_recorded_samples():
 
 
 def test_bad_verbalized_parameters_name_the_valid_ones():
-    with pytest.raises(tt.UserInputError, match="valid: vanilla, cot, top_k, multi_step, self_probing"):
+    valid = "'vanilla', 'cot', 'top_k', 'multi_step', 'self_probing'"
+    with pytest.raises(tt.UserInputError, match=f"strategy must be one of {valid}, got 'guess'"):
         tt.build_estimator("verbalized:strategy=guess")
     with pytest.raises(tt.UserInputError, match="pair_rank"):
         tt.build_estimator("verbalized:aggregation=pair_rank")

@@ -93,11 +93,11 @@ def test_ask_streams_coloured_tokens_with_alternatives(browser, server, backend)
     assert tip.is_visible()
     text = tip.inner_text()
     assert "p = " in text and "entropy = " in text
-    assert tip.locator(".alt").count() == reference.top_k
+    assert tip.locator(".tt-alt").count() == reference.top_k
     assert repr(reference.top_tokens[visible[1]][1]).strip("'") in text or reference.top_tokens[visible[1]][1] in text
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "webui.png"), full_page=True)
-    # recolour by entropy: the most uncertain visible token turns fully red
+    # recolour by entropy: the most uncertain visible token takes the low end of the scale
     page.select_option("#colour-by", "token_entropy")
     worst = max(visible, key=lambda i: reference.entropy[i])
     red = spans.nth(visible.index(worst)).evaluate("e => getComputedStyle(e).backgroundColor")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..backends.cancel import current
 from ..capability import Capability
 from ..errors import CapabilityError, UserInputError
 from ..trace import Trace
@@ -84,6 +85,9 @@ class TargetScorer:
     def _forward(self, prompt_embeds: Any) -> Any:
         import torch
 
+        token = current()
+        if token is not None:  # a served request whose client left or whose time is up: stop here
+            token.check()
         b = prompt_embeds.shape[0]
         answer = self.embeds[self.n_prompt :].expand(b, -1, -1)
         inputs = torch.cat([prompt_embeds.to(answer.dtype), answer], dim=1)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -72,6 +74,24 @@ def _model_class(path: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No transformers progress bars ("Loading weights") while loading, unless ``TOKENTRUST_VERBOSE`` is set
+    (``tokentrust --verbose``) or the bars are already off; the previous setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    quiet = hf_logging.is_progress_bar_enabled() and not os.environ.get("TOKENTRUST_VERBOSE")
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet:
+            with warnings.catch_warnings():  # the hub warns when its own bars stay off by environment variable
+                warnings.simplefilter("ignore")
+                hf_logging.enable_progress_bar()
 
 
 def _load_tokenizer(path: str) -> Any:
@@ -150,8 +170,9 @@ class HFBackend:
                         batch_size: int | None = None, **kwargs: Any) -> HFBackend:
         """Load any causal LM by local path or hub id (hub ids need the files in the local HF cache when offline)."""
         try:
-            tokenizer = _load_tokenizer(path)
-            model = _model_class(path).from_pretrained(path, dtype=dtype, **kwargs)
+            with _quiet_loading():
+                tokenizer = _load_tokenizer(path)
+                model = _model_class(path).from_pretrained(path, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model {path!r}: {str(exc).splitlines()[0]} "

@@ -51,6 +51,7 @@ from ..errors import CapabilityError, ServerError, UserInputError
 from ..openai_format import (
     UNKNOWN_ID,
     TokenEntry,
+    check_choices,
     choice_entries,
     choice_text,
     chunk_records,
@@ -61,6 +62,7 @@ from ..openai_format import (
 )
 from ..trace import Message, TokenRecord, Trace, as_messages
 from .base import RenderedPrompt, merged_config, sample_config
+from .cancel import cancellable, wait_polling
 
 T = TypeVar("T")
 PREFIX = "openai:"
@@ -199,9 +201,10 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """The coroutine's result; cancelled (its HTTP request closed) when the caller's work is cancelled."""
         future = self.submit(coro)
         try:
-            return future.result()
+            return wait_polling(future.result, future.cancel)
         except KeyboardInterrupt:
             future.cancel()
             raise
@@ -449,7 +452,7 @@ class OpenAIBackend:
             probe=True,
         )
         if "_status" not in chat and chat.get("choices"):
-            entries = choice_entries(chat["choices"][0])
+            entries = self._probe_entries(chat, "chat/completions")
             if entries and not math.isnan(entries[0].logprob):
                 found.add(Capability.LOGPROBS)
                 if entries[0].top:
@@ -463,10 +466,19 @@ class OpenAIBackend:
              "n": 2, "seed": 0},
             probe=True,
         )
-        self._n_supported = "_status" not in several and len(several.get("choices") or []) == 2
+        choices = several.get("choices")
+        self._n_supported = "_status" not in several and isinstance(choices, list) and len(choices) == 2
         if await self._probe_stream(model):
             found.add(Capability.STREAMING)
         return frozenset(found)
+
+    def _probe_entries(self, body: dict[str, Any], path: str) -> list[TokenEntry] | None:
+        """The first choice's token entries of a probe answer; a wrong shape is a :class:`ServerError`."""
+        try:
+            check_choices(body.get("choices"))
+            return choice_entries(body["choices"][0])
+        except UserInputError as exc:
+            raise ServerError(f"{self.base_url}/{path} answered in an unexpected format: {exc}") from None
 
     async def _probe_stream(self, model: str) -> bool:
         """True when a one-token streamed chat request answers with server-sent chunks."""
@@ -496,7 +508,11 @@ class OpenAIBackend:
         )
         if "_status" in echo or not echo.get("choices"):
             return False
-        entries = _answer_suffix(choice_entries(echo["choices"][0]) or [], " Rome")
+        try:
+            entries = _answer_suffix(self._probe_entries(echo, "completions") or [], " Rome")
+        except ServerError:
+            return False  # echo in another shape: prompt log-probs are not usable
+
         if not entries or len(entries) != 1 or math.isnan(entries[0].logprob):
             return False
         prefix = probe_prompt[: -len(" Rome")]
@@ -507,7 +523,10 @@ class OpenAIBackend:
         )
         if "_status" in nxt or not nxt.get("choices"):
             return False
-        generated = choice_entries(nxt["choices"][0]) or []
+        try:
+            generated = self._probe_entries(nxt, "completions") or []
+        except ServerError:
+            return False
         alternatives = {tok: lp for tok, lp, _ in generated[0].top} if generated else {}
         if generated and generated[0].token == " Rome":
             alternatives[" Rome"] = generated[0].logprob
@@ -573,9 +592,10 @@ class OpenAIBackend:
 
     def _traces(self, body: dict[str, Any], recorded: Any, cfg: GenerationConfig) -> list[Trace]:
         choices = body.get("choices")
-        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        if not isinstance(choices, list) or not choices:
             raise ServerError(f"{self.model_id} answered without a list of choices: {json.dumps(body)[:200]}")
         try:
+            check_choices(choices)
             traces = [
                 trace_from_choice(c, prompt=recorded, model_id=self.model_id, config=cfg,
                                   prompt_text=self._prompt_text(recorded, cfg.chat),
@@ -677,7 +697,8 @@ class OpenAIBackend:
                     records.append(record)
                     yield record
         finally:
-            self._run(chunks.aclose())
+            with cancellable(None):  # closing the connection is never cancelled
+                self._run(chunks.aclose())
         if text and not records and Capability.LOGPROBS in self.capabilities:
             raise ServerError(f"{self.model_id} streamed without the log-probs it returned when probed")
         yield Trace.from_records(

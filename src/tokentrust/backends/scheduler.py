@@ -11,11 +11,14 @@ log-probs run on the worker between steps, so nothing else touches the model con
 Greedy answers equal ``backend.generate``'s: the same loop, only other rows beside them. Sampled rows
 have their own seeded generator, so ``sample(prompt, n, seed=s)`` gives the same answers as the backend's.
 When more than ``max_waiting`` rows wait, a new request is refused at once with :class:`~tokentrust.errors.BusyError`
-(a server answers 503 with ``Retry-After``) instead of queueing without bound.
+(a server answers 503 with ``Retry-After``) instead of queueing without bound. A caller whose work is
+cancelled (:mod:`~tokentrust.backends.cancel`: its client went away, or its deadline passed) stops waiting
+and its rows leave the batch at the next step.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import weakref
@@ -30,10 +33,17 @@ from ..errors import BusyError
 from ..trace import TokenRecord, Trace
 from ._engine import Row
 from .base import RenderedPrompt, merged_config, sample_config
+from .cancel import cancellable, current, wait_polling
 from .hf import HFBackend
 
 T = TypeVar("T")
 _END = object()
+
+
+def _under(token: Any, fn: Callable[[], T]) -> T:
+    """``fn()`` with ``token`` as the current cancel token (on the worker thread, which has none of its own)."""
+    with cancellable(token):
+        return fn()
 
 
 @dataclass(eq=False)
@@ -110,7 +120,7 @@ class Scheduler:
         finished = False
         try:
             while True:
-                kind, item = request.events.get()
+                kind, item = wait_polling(lambda t: request.events.get(timeout=t))
                 if kind == "error":
                     raise item
                 if kind == "end":
@@ -147,6 +157,9 @@ class Scheduler:
             self._thread.start()
 
     def _submit(self, request: _Request) -> _Request:
+        token = current()
+        if token is not None:
+            token.check()
         with self._cond:
             if self._closed:
                 raise BusyError("the model is shutting down; try another server", retry_after=None)
@@ -162,23 +175,43 @@ class Scheduler:
         return request
 
     def _wait(self, request: _Request) -> None:
+        """Until the request ends; when its work is cancelled (see :mod:`.cancel`) its rows leave the batch."""
+        def drop() -> None:
+            for row in request.rows:
+                row.cancelled = True
+            with self._cond:
+                self._cond.notify()
+
         while True:
-            kind, item = request.events.get()
+            kind, item = wait_polling(lambda t: request.events.get(timeout=t), drop)
             if kind == "error":
                 raise item
             if kind == "end":
                 return
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the worker between two decoding steps and return its result."""
+        """Run ``fn`` on the worker between two decoding steps and return its result.
+
+        ``fn`` runs under the caller's cancel token, so long work that checks it (attribution's forward
+        passes) stops when the caller's client goes away or its deadline passes."""
         box: queue.Queue[tuple[str, Any]] = queue.Queue()
+        token = current()
+        if token is not None:
+            token.check()
+        task = (fn if token is None else functools.partial(_under, token, fn), box)
         with self._cond:
             if self._closed:
                 raise BusyError("the model is shutting down; try another server", retry_after=None)
-            self._tasks.append((fn, box))
+            self._tasks.append(task)
             self._start()
             self._cond.notify()
-        kind, item = box.get()
+
+        def drop() -> None:
+            with self._cond:
+                if task in self._tasks:
+                    self._tasks.remove(task)
+
+        kind, item = wait_polling(lambda t: box.get(timeout=t), drop)
         if kind == "error":
             raise item
         return item

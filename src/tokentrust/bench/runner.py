@@ -25,6 +25,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ from .datasets import Dataset, Item, load_dataset
 from .layout import (
     GENERATION_FAILURES_FILE,
     ITEMS_FILE,
+    LOCK_FILE,
     META_FILE,
     METRICS_FILE,
     REPORT_FILE,
@@ -48,8 +50,10 @@ from .layout import (
     SPEC_FILE,
     load_items,
 )
+from .lock import RunLock, holder_pid
+from .progress import Pace, progress_bar
 from .quality import judge
-from .report import write_report
+from .report import metric_intervals, write_report
 from .spec import RunSpec, load_spec
 from .store import GenerationCache, ItemLog, canonical_json
 from .table import metric_columns, metric_notes
@@ -150,13 +154,14 @@ def _slug(text: str) -> str:
 
 
 def default_out(spec: RunSpec, model_id: str, *, root: str | Path = "runs") -> Path:
-    """``runs/<dataset>-<model>-<timestamp>``; an unfinished folder there with the same spec is reused."""
+    """``runs/<dataset>-<model>-<timestamp>``; an unfinished folder there with the same spec is reused, unless
+    another process is writing to it."""
     root = Path(root)
     prefix = f"{_slug(spec.dataset)}-{_slug(model_id)}-"
     if root.is_dir():
         for folder in sorted(root.glob(prefix + "*"), reverse=True):
-            if not (folder / SPEC_FILE).exists() or _is_complete(folder):
-                continue
+            if not (folder / SPEC_FILE).exists() or _is_complete(folder) or holder_pid(folder) is not None:
+                continue  # finished, or being written by another process
             try:
                 same = load_spec(folder / SPEC_FILE).identity() == spec.identity()
             except UserInputError:
@@ -187,7 +192,7 @@ def _open_folder(out: Path, spec: RunSpec) -> None:
                 f"{out} holds a run with another spec ({'; '.join(diff)}); give another --out, or delete the folder"
             )
         return
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise UserInputError(f"{out} exists, is not empty and holds no {SPEC_FILE}; give another --out")
     out.mkdir(parents=True, exist_ok=True)
     tmp = spec_path.with_suffix(".tmp")
@@ -216,7 +221,8 @@ def _score_item(
                                   "is_probability": s.is_probability}
         except Exception as exc:  # noqa: BLE001 - recorded as a Failure row, never lost
             failures.append({"estimator": est.id, "item": item.id, "message": f"{type(exc).__name__}: {exc}"})
-    quality = judge(dataset, trace.text if judged is None else judged, item.references)  # judged: SCR's final answer
+    quality = judge(dataset, trace.text if judged is None else judged, item.references,  # judged: SCR's final answer
+                    case_sensitive=item.metadata.get("case_sensitive"))
     extra: dict[str, Any] = {}
     if spec.level == "claim":
         extra["claims"] = _item_claims(item, ctx, claim_scores, backend, spec, failures)
@@ -312,28 +318,17 @@ def _generate(backend: Any, items: list[Item], config: Any, failed: ItemLog) -> 
 
 
 def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("items"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    """The progress display on stderr (phase, bar, items, elapsed, ETA); see :mod:`.progress`."""
+    return progress_bar(enabled)
 
 
 def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = True) -> RunResult:
     """Run (or resume) the benchmark described by ``spec`` (a :class:`RunSpec` or a TOML file path).
 
     ``backend`` overrides ``spec.model`` (any object with ``model_id``, ``capabilities`` and
-    ``generate_many``); it is used as given, never modified.
+    ``generate_many``); it is used as given, never modified. The run folder is held for the whole run
+    (:class:`~tokentrust.bench.lock.RunLock`): a second process given the same folder is refused at once,
+    before it loads a model.
     """
     if not isinstance(spec, RunSpec):
         spec = load_spec(spec)
@@ -345,7 +340,7 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
 
         check_labellable(dataset)
         make_extractor(spec.claims).connect()
-    from ..decide.context import RCR, parse_policy, policy_prompts
+    from ..decide.context import parse_policy
 
     policy = parse_policy(spec.context_policy)
     documents = _has_documents(dataset)
@@ -355,12 +350,34 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
                              f"{dataset.name!r} has none")
     if spec.estimators not in (None, ["all"]):
         bench_estimators(spec.estimators, level=spec.level, claims=spec.claims)  # bad names fail before loading
-    if backend is None:
-        from ..loading import load
+    with ExitStack() as held, _progress(progress) as bar:
+        if spec.out:  # a folder another process writes to is refused before the model loads
+            held.enter_context(RunLock(spec.out))
+        task = bar.add_task(f"loading model {spec.model or 'default'}", total=None)
+        bar.refresh()
+        if backend is None:
+            from ..loading import load
 
-        backend = load(spec.model)
-        if spec.batch_size is not None and hasattr(backend, "batch_size"):
-            backend.batch_size = spec.batch_size  # our own instance: batch as the spec says
+            backend = load(spec.model)
+            if spec.batch_size is not None and hasattr(backend, "batch_size"):
+                backend.batch_size = spec.batch_size  # our own instance: batch as the spec says
+        out = Path(spec.out) if spec.out else default_out(spec, backend.model_id)
+        held.enter_context(RunLock(out))
+        counts = _run_items(spec, backend, dataset, policy, documents, out, bar, task)
+        metrics = finalize(out)
+        bar.update(task, description=f"{dataset.name} · {backend.model_id}")
+    return RunResult(
+        out=out, metrics=metrics, n_items=len(dataset.items), n_resumed=counts["resumed"], n_cached=counts["cached"],
+        n_generated=counts["generated"], seconds=time.perf_counter() - start, failures=metrics["failures"],
+    )
+
+
+def _run_items(spec: RunSpec, backend: Any, dataset: Dataset, policy: Any, documents: bool, out: Path, bar: Any,
+               task: Any) -> dict[str, int]:
+    """Check the estimators against the backend, open the folder and finish every pending item, batch by batch,
+    showing the phase (generating batch k/n, scoring batch k/n) and an ETA from this run's pace."""
+    from ..decide.context import RCR, policy_prompts
+
     estimators = bench_estimators(spec.estimators, backend, level=spec.level, claims=spec.claims)
     check_compatible(estimators, backend)
     if isinstance(policy, RCR):  # c_int's estimator, and P(True) for c_ctx unless a threshold replaces it
@@ -369,45 +386,50 @@ def run(spec: RunSpec | str | Path, *, backend: Any = None, progress: bool = Tru
             raise UserInputError(f"rcr asks {backend.model_id} whether the document is reliable (forced scoring), "
                                  "which it cannot do; give rcr:theta=<value> to compare the internal score alone")
     config = spec.generation_config()
-    out = Path(spec.out) if spec.out else default_out(spec, backend.model_id)
     _open_folder(out, spec)
     _write_meta(out, spec, dataset, backend, estimators)
 
     log = ItemLog(out / ITEMS_FILE)
     done = log.done_ids()
     pending = [item for item in dataset.items if item.id not in done]
-    n_cached = n_generated = 0
+    counts = {"resumed": len(dataset.items) - len(pending), "cached": 0, "generated": 0}
     failed = ItemLog(out / GENERATION_FAILURES_FILE)
-    with GenerationCache(spec.cache) as cache, log, failed, _progress(progress) as bar:
-        task = bar.add_task(f"{dataset.name} · {backend.model_id}", total=len(dataset.items), completed=len(done))
-        step = spec.batch_size or getattr(backend, "batch_size", None) or getattr(backend, "concurrency", 16)
-        for start_i in range(0, len(pending), step):
+    step = spec.batch_size or getattr(backend, "batch_size", None) or getattr(backend, "concurrency", 16)
+    n_batches = -(-len(pending) // step)
+    pace = Pace()
+    bar.update(task, total=len(dataset.items), completed=counts["resumed"], done_at=None, refresh=True)
+    with GenerationCache(spec.cache) as cache, log, failed:
+        for k, start_i in enumerate(range(0, len(pending), step), start=1):
             batch = pending[start_i : start_i + step]
             wanted = [policy_prompts(policy, item.prompt, item.metadata) for item in batch]  # [item.prompt] w/o policy
             asks = _asks(batch, wanted)
             prompts = [ask.prompt for ask in asks]
             traces = cache.get_many(backend.model_id, prompts, config)
             missing = [i for i, t in enumerate(traces) if t is None]
+            began = time.perf_counter()
             if missing:
+                bar.update(task, description=f"generating batch {k}/{n_batches} ({len(missing)} answers)", refresh=True)
                 new = _generate(backend, [asks[i] for i in missing], config, failed)
                 made = [(i, t) for i, t in zip(missing, new, strict=True) if t is not None]
                 cache.put_many(backend.model_id, [prompts[i] for i, _ in made], config, [t for _, t in made])
                 for i, trace in made:
                     traces[i] = trace
-                n_generated += len(made)
-            n_cached += len(asks) - len(missing)
+                counts["generated"] += len(made)
+            pace.generated(time.perf_counter() - began, len(batch))
+            counts["cached"] += len(asks) - len(missing)
             by_prompt = {canonical_json(p): t for p, t in zip(prompts, traces, strict=True)}
-            for item, ps in zip(batch, wanted, strict=True):
+            bar.update(task, description=f"scoring batch {k}/{n_batches}", refresh=True)
+            for n_left, (item, ps) in enumerate(zip(batch, wanted, strict=True), start=1):
+                began = time.perf_counter()
                 got = [by_prompt[canonical_json(p)] for p in ps]
                 if all(t is not None for t in got):
                     log.append(_context_item(item, got, policy, estimators, backend, dataset, spec) if documents
                                else _score_item(item, got[0], estimators, backend, dataset, spec))
-                bar.advance(task)
-    metrics = finalize(out)
-    return RunResult(
-        out=out, metrics=metrics, n_items=len(dataset.items), n_resumed=len(done), n_cached=n_cached,
-        n_generated=n_generated, seconds=time.perf_counter() - start, failures=metrics["failures"],
-    )
+                pace.scored_one(time.perf_counter() - began)
+                left = len(pending) - start_i - n_left
+                bar.update(task, advance=1, done_at=pace.deadline(left))
+        bar.update(task, description="writing the report", refresh=True)
+    return counts
 
 
 def _write_meta(out: Path, spec: RunSpec, dataset: Dataset, backend: Any, estimators: list[Estimator]) -> None:
@@ -524,6 +546,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "correctness_rule": items[0]["rule"] if items else "claim label",
         "metric_notes": metric_notes(metric_columns()),
         "estimators": per_estimator,
+        "intervals": metric_intervals(correct, quality, {e: frame[e].to_numpy(dtype=float) for e in est_ids}),
         "failures": failures,
     }
     if any("context" in r for r in answers):  # a dataset with context documents: Acc_t, Acc_f, SF (METHODS §8)

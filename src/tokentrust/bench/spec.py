@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ..config import GenerationConfig, _validation_message
+from ..config import GenerationConfig, _validation_message, check_seed
 from ..errors import UserInputError
 
 __all__ = ["RunSpec", "load_spec"]
@@ -80,6 +80,11 @@ class RunSpec(BaseModel):
         if not v.strip():
             raise ValueError("dataset is empty; give a built-in name (e.g. 'capitals') or a .jsonl/.csv file")
         return v.strip()
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        return check_seed(v)  # type: ignore[return-value]
 
     @field_validator("limit")
     @classmethod

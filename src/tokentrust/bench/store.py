@@ -10,9 +10,11 @@ last commits, which are then simply generated again. Several processes may share
 :class:`ItemLog` is a run's ``items.jsonl``: one JSON object per finished item, written with a single
 ``write`` and flushed as soon as the item is done, never rewritten. A kill can at worst leave a torn
 last line (no trailing newline); :meth:`ItemLog.open` drops it, so that item is simply done again.
+Opening a log for writing holds its folder's :class:`~tokentrust.bench.lock.RunLock`, so a second process
+appending to the same run is refused; :meth:`ItemLog.unique` keeps one record per id all the same.
 
-DESIGN.md keys the cache "by trace digest"; a digest only exists after generation, so the issue's
-key (model, prompt, config) is used and the digest is checked when a trace is read back.
+DESIGN.md keys the cache "by trace digest"; a digest only exists after generation, so the key
+(model, prompt, config) is used and the digest is checked when a trace is read back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from ..config import GenerationConfig
 from ..errors import UserInputError
 from ..trace import Trace
+from .lock import RunLock
 
 __all__ = ["GenerationCache", "ItemLog", "canonical_json", "default_cache_path"]
 
@@ -120,6 +123,7 @@ class ItemLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file: Any = None
+        self._lock: RunLock | None = None
 
     def read(self) -> list[dict[str, Any]]:
         """Every complete record, in the order written (a torn last line is ignored)."""
@@ -137,12 +141,20 @@ class ItemLog:
                 except json.JSONDecodeError as exc:
                     raise UserInputError(f"{self.path} line {number} is not valid JSON ({exc}); the run is damaged")
 
+    def unique(self) -> list[dict[str, Any]]:
+        """Every complete record, the first one of each ``id`` only (an item finished twice counts once)."""
+        first: dict[str, dict[str, Any]] = {}
+        for record in self._records():
+            first.setdefault(record["id"], record)
+        return list(first.values())
+
     def done_ids(self) -> set[str]:
         return {r["id"] for r in self._records()}
 
     def open(self) -> ItemLog:
-        """Open for appending; first cut a torn last line left by a killed run."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Hold the folder (refused while another process writes to it), open for appending; first cut a torn
+        last line left by a killed run."""
+        self._lock = RunLock(self.path.parent).acquire()
         if self.path.exists():
             data = self.path.read_bytes()
             if data and not data.endswith(b"\n"):
@@ -163,6 +175,9 @@ class ItemLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> ItemLog:  # noqa: PYI034
         return self.open()

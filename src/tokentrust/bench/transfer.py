@@ -6,6 +6,11 @@ and Brier; the diagonal is cross-fitted (:func:`~tokentrust.bench.calibrate.cros
 measured on the answers it was fitted on. A cell is NaN when it cannot be measured: a run with one class
 cannot be fitted on (its whole row), and ROC-AUC is undefined on a test run with one class. Runs from
 different models are refused: a learned confidence is model-specific.
+
+Beside it, the fair single-score baseline: the score with the best ROC-AUC on the *fit* run (what a user
+without the test run's labels would pick), Platt-scaled on the fit run and tested the same way; and each
+score's own ROC-AUC on every run (the best of these on a test run is chosen by looking at that run's labels,
+so it is an upper bound no fitted method is promised to reach).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ def transfer(run_dirs: Sequence[str | Path], estimators: Sequence[str], *, model
     """Fit a :class:`~tokentrust.calibration.LearnedConfidence` on each run and evaluate it on every run.
 
     Returns ``runs`` (folder names), ``model_id``, ``estimators`` (ids), ``n`` and ``accuracy`` per run,
-    ``roc_auc``/``ece``/``brier`` as lists of rows (fit run) of columns (test run), and ``single``: each
-    score's own ROC-AUC on each run, for comparison. Undefined cells are NaN.
+    ``roc_auc``/``ece``/``brier`` as lists of rows (fit run) of columns (test run), ``C``: the L2 strength
+    each fit chose (``None`` for ``gbt`` or an unfittable run), ``single``: each score's own ROC-AUC on each
+    run, and ``baseline``: ``estimator`` (per fit run, the score with the best ROC-AUC there) with its
+    ``roc_auc`` and Platt-scaled ``ece``/``brier`` matrices shaped like the learned ones. Undefined cells are NaN.
     """
-    from ..calibration import LearnedConfidence
+    from ..calibration import LearnedConfidence, PlattCalibrator
 
     if len(run_dirs) < 2:
         raise UserInputError(f"give at least two runs to compare (got {len(run_dirs)})")
@@ -60,29 +67,41 @@ def transfer(run_dirs: Sequence[str | Path], estimators: Sequence[str], *, model
     def make() -> LearnedConfidence:
         return LearnedConfidence(scores=tuple(eids), model=model)
 
+    values = [{e: np.array([r["scores"][e]["value"] for r in rows], dtype=float) for e in eids} for rows, _ in data]
+    single = {e: [_nan(summary(y, None, score=v[e])["roc_auc"]) for (_, y), v in zip(data, values, strict=True)]
+              for e in eids}
     k = len(paths)
     cells = {m: [[math.nan] * k for _ in range(k)] for m in METRICS}
+    base = {m: [[math.nan] * k for _ in range(k)] for m in METRICS}
+    chosen_c: list[float | None] = [None] * k
+    best: list[str | None] = [None] * k
     for i, (rows_i, y_i) in enumerate(data):
         if y_i.min() == y_i.max():
             continue  # one class: nothing to fit on
         fitted = make().fit(rows_i, y_i)
+        chosen_c[i] = fitted.state_["lr"]["C"] if "lr" in fitted.state_ else None
+        best[i] = e = max(eids, key=lambda s: -1.0 if math.isnan(single[s][i]) else single[s][i])
+        platt = PlattCalibrator().fit(values[i][e], y_i)
+        two_each = min(y_i.sum(), y_i.size - y_i.sum()) >= 2
         for j, (rows_j, y_j) in enumerate(data):
             if i == j:
-                if min(y_i.sum(), y_i.size - y_i.sum()) < 2:
+                if not two_each:
                     continue
                 prob = cross_fit(y_i.size, y_i, lambda tr, te, r=rows_i, y=y_i: make().fit(
                     [r[t] for t in tr], y[tr]).transform([r[t] for t in te]), folds=folds, seed=seed)
+                base_prob = cross_fit(y_i.size, y_i, lambda tr, te, v=values[i][e], y=y_i: PlattCalibrator().fit(
+                    v[tr], y[tr]).transform(v[te]), folds=folds, seed=seed)
             else:
-                prob = fitted.transform(rows_j)
+                prob, base_prob = fitted.transform(rows_j), platt.transform(values[j][e])
             for m, v in summary(y_j, prob).items():
                 cells[m][i][j] = _nan(v)
-    single = {e: [_nan(summary(y, None, score=np.array([r["scores"][e]["value"] for r in rows]))["roc_auc"])
-                  for rows, y in data] for e in eids}
+            for m, v in summary(y_j, base_prob, score=values[j][e]).items():
+                base[m][i][j] = _nan(v)
     return {
         "runs": [p.name for p in paths], "paths": [str(p) for p in paths], "model_id": next(iter(models.values())),
         "estimators": eids, "model": model, "folds": folds, "seed": seed,
         "n": [int(y.size) for _, y in data], "accuracy": [float(y.mean()) for _, y in data],
-        **cells, "single": single,
+        **cells, "C": chosen_c, "single": single, "baseline": {"estimator": best, **base},
     }
 
 

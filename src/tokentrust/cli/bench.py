@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .options import ClaimsModelOpt, ModelOpt
+from .options import ClaimsModelOpt, ModelOpt, flag_message
 
 
 def _dataset_help() -> str:
@@ -75,34 +75,36 @@ def _print_table(metrics: dict[str, Any], report: Path) -> None:
 
 def bench(
     dataset: Arg[str | None, typer.Option("--dataset", "-d", help=_DATASET_HELP)] = None,
-    limit: Arg[int | None, typer.Option("--limit", "-l", help="Keep the first N items.")] = None,
+    limit: Arg[int | None, typer.Option("--limit", "-l", show_default="every item",
+                                        help="Keep the first N items.")] = None,
     estimator: Arg[list[str] | None, typer.Option(
         "--estimator", "-e", help="Answer-level score, repeatable, as name:key=value. Default: every white-box score "
         "that needs only the trace; `-e all`: every answer-level score the model supports.")] = None,
     model: ModelOpt = None,
-    max_new_tokens: Arg[int | None, typer.Option("--max-new-tokens", "-n", help="Longest answer in tokens [default: 24].")] = None,
-    batch_size: Arg[int | None, typer.Option("--batch-size", "-b", help="Answers decoded at once "
-                                             "[default: chosen from the model's size and free memory].")] = None,
+    max_new_tokens: Arg[int | None, typer.Option("--max-new-tokens", "-n", show_default="24",
+                                                         help="Longest answer, in tokens.")] = None,
+    batch_size: Arg[int | None, typer.Option("--batch-size", "-b", help="Answers decoded at once.",
+                                             show_default="chosen from the model's size and free memory")] = None,
     concurrency: Arg[int | None, typer.Option(
-        "--concurrency", "-c", min=1, help="Requests in flight to an openai:<base_url>#<model> server [default: 8]; "
-        "also the questions per generate call unless --batch-size is given.")] = None,
-    seed: Arg[int | None, typer.Option(help="Seed for generated datasets and sampling [default: 0].")] = None,
+        "--concurrency", "-c", min=1, show_default="8", help="Requests in flight to an openai:<base_url>#<model> "
+        "server; also the questions per generate call unless --batch-size is given.")] = None,
+    seed: Arg[int | None, typer.Option(show_default="0", help="Seed for generated datasets and sampling.")] = None,
     out: Arg[str | None, typer.Option("--out", "-o", help="Run folder. Default runs/<dataset>-<model>-<time>; an "
                                       "existing folder with the same spec is resumed.")] = None,
-    cache: Arg[str | None, typer.Option("--cache", help="Generation cache file [default: ~/.cache/tokentrust/"
-                                        "generations.sqlite].")] = None,
+    cache: Arg[str | None, typer.Option("--cache", help="Generation cache file.",
+                                        show_default="~/.cache/tokentrust/generations.sqlite")] = None,
     spec: Arg[Path | None, typer.Option("--spec", help="TOML run spec; options given here override its values.")] = None,
     level: Arg[str | None, typer.Option(
-        "--level", help="sequence: one score per answer [default]; claim: score each claim of long answers, label "
+        "--level", show_default="sequence", help="sequence: one score per answer; claim: score each claim of long answers, label "
         "claims by the dataset's facts (country_facts) or each item's 'reference' text, pool them over answers.",
     )] = None,
     claims_model: ClaimsModelOpt = None,
     claim_judge: Arg[str | None, typer.Option(
-        "--claim-judge", help="How claims are checked against an item's 'reference' text at --level claim: auto "
-        "[default: the model as judge], embedding, judge or nli:<path or hub id>.")] = None,
+        "--claim-judge", show_default="auto", help="How claims are checked against an item's 'reference' text at "
+        "--level claim: auto (the model as judge), embedding, judge or nli:<path or hub id>.")] = None,
     context_policy: Arg[str | None, typer.Option(
-        "--context-policy", help="For datasets with a context document per question (capitals_in_context, "
-        "currencies_in_context): none [default: answer with the document], rcr (rule: the answer with or without "
+        "--context-policy", show_default="none", help="For datasets with a context document per question "
+        "(capitals_in_context, currencies_in_context): none (answer with the document), rcr (rule: the answer with or without "
         "the document, by confidence; rcr:score=<estimator>,theta=<x>) or scr (one self-reasoning prompt). "
         "Reports Acc_t, Acc_f and situated faithfulness.")] = None,
     json: Arg[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
@@ -130,12 +132,13 @@ def bench(
     options = {"dataset": dataset, "limit": limit, "estimators": estimator, "model": model,
                "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "out": out, "cache": cache,
                "level": level, "claims": claims, "claim_judge": claim_judge, "context_policy": context_policy}
-    if spec is not None:
-        run_spec = load_spec(spec, **options)
-    else:
-        if dataset is None:
-            raise UserInputError("give --dataset (e.g. --dataset capitals) or --spec run.toml")
-        run_spec = RunSpec(**{k: v for k, v in options.items() if v is not None})
+    if spec is None and dataset is None:
+        raise UserInputError("give --dataset (e.g. --dataset capitals) or --spec run.toml")
+    try:  # every value is checked here, before any model loads
+        run_spec = load_spec(spec, **options) if spec is not None else \
+            RunSpec(**{k: v for k, v in options.items() if v is not None})
+    except UserInputError as exc:
+        raise UserInputError(flag_message(str(exc))) from None
     backend = None
     if concurrency is not None:
         if not (run_spec.model or "").startswith("openai:"):
@@ -189,6 +192,8 @@ def calibrate(
     delta: Arg[float, typer.Option("--delta", help="With --target-risk: allowed chance the guarantee fails.")] = 0.05,
     calibrator: Arg[Path | None, typer.Option("--calibrator", help="With --target-risk: threshold this "
                                               "calibrator's probability instead of -e.")] = None,
+    policy: Arg[Path | None, typer.Option("--policy", help="With --target-risk on a claim-level run: add the "
+                                          "claim filter to this answer policy.")] = None,
 ) -> None:
     """Fit a calibration map on one split of a run, report ECE and Brier before/after on the other.
 
@@ -205,11 +210,17 @@ def calibrate(
     RUN/answer-policy.json).
 
     Example: tokentrust calibrate runs/r2 --target-risk 0.1 --calibrator conf.json --out policy.json
+
+    On a claim-level run (bench --level claim), --target-risk ε -e <claim score> fits a conformal claim
+    filter instead: a new answer keeps only true claims with probability ≥ 1 − ε; removed claims are cut
+    from the answer ask and serve show.
+
+    Example: tokentrust calibrate runs/facts --target-risk 0.2 -e ccp --policy policy.json --out policy.json
     """
     if target_risk is not None or calibrator is not None:  # an answer policy with a guarantee (decide/fit.py)
         from ..decide.fit import policy_command
 
-        return policy_command(run_dir, estimator, calibrator, target_risk, delta, out, json)
+        return policy_command(run_dir, estimator, calibrator, target_risk, delta, out, json, policy)
     if not estimator:
         raise typer.BadParameter("give the score to calibrate, e.g. -e msp", param_hint="--estimator")
     from ..bench.calibrate import calibrate_run

@@ -50,7 +50,8 @@ def transfer(
 ) -> None:
     """Fit a learned confidence on each run and test it on every run: ROC-AUC, ECE and Brier matrices.
 
-    Rows are the run fitted on, columns the run tested on; the diagonal is cross-fitted.
+    Rows are the run fitted on, columns the run tested on; the diagonal is cross-fitted. Beside them, the
+    baseline a user could pick without the test labels: the single score best on the fit run, Platt-scaled there.
 
     "–" marks a cell that cannot be measured: a run with one class cannot be fitted on, ROC-AUC needs both.
 
@@ -74,6 +75,12 @@ def transfer(
         table = Table("fit \\ test", *names, title=f"{label} · learned confidence ({learner}) · {result['model_id']}")
         for name, row in zip(names, result[m], strict=True):
             table.add_row(name, *(_fmt(v) for v in row))
+        console.print(table)
+    for m in ("roc_auc", "ece"):
+        label = {"roc_auc": "ROC-AUC", "ece": "ECE ↓"}[m]
+        table = Table("fit \\ test", *names, "score", title=f"{label} · best single score of the fit run (Platt)")
+        for name, row, eid in zip(names, result["baseline"][m], result["baseline"]["estimator"], strict=True):
+            table.add_row(name, *(_fmt(v) for v in row), eid or "–")
         console.print(table)
     table = Table("single score ROC-AUC", *names)
     table.add_row("n · accuracy", *(f"{n} · {_fmt(a)}" for n, a in zip(result["n"], result["accuracy"], strict=True)))

@@ -6,7 +6,7 @@ says what sampled answers disagreed about.
 """
 
 from .decision import check_pairing, decide, required_scores
-from .policy import ABSTAIN_TEXT, HEDGE_PREFIX, Decision, Guarantee, Policy, hedged
+from .policy import ABSTAIN_TEXT, HEDGE_PREFIX, ClaimRule, Decision, Guarantee, Policy, hedged
 from .rationale import disagreement
 from .risk import ClaimFilter, RiskControl, claim_filter, claim_filter_from_rows, risk_threshold
 
@@ -14,6 +14,7 @@ __all__ = [
     "ABSTAIN_TEXT",
     "HEDGE_PREFIX",
     "ClaimFilter",
+    "ClaimRule",
     "Decision",
     "Guarantee",
     "Policy",

@@ -542,7 +542,7 @@ def finalize_cascade(out: str | Path, rule: DeferralRule | str, *, c_small: floa
     out = Path(out)
     rule = DeferralRule.parse(rule)
     spec = json.loads((out / SPEC).read_text(encoding="utf-8"))
-    rows = ItemLog(out / ITEMS).read()
+    rows = ItemLog(out / ITEMS).unique()  # an item finished twice counts once
     if not rows:
         raise UserInputError(f"{out} has no finished items yet")
     key = "correct" if measure == "accuracy" else "quality"

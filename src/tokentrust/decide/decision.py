@@ -54,6 +54,10 @@ def check_pairing(policy: Policy, calibrator: Any, model_id: str | None) -> None
         raise UserInputError(f"this policy was fitted on answers of model {g.model!r}, but the answers come from "
                              f"{model_id!r}; fit one for that model with `tokentrust calibrate RUN --target-risk …`")
     fitted_on = getattr(calibrator, "model_id_", None)
+    rule = policy.claims
+    if model_id is not None and rule is not None and rule.model != model_id:
+        raise UserInputError(f"this policy's claim filter was fitted on answers of model {rule.model!r}, but the "
+                             f"answers come from {model_id!r}; fit one for that model on a claim-level run")
     if model_id is not None and fitted_on is not None and fitted_on != model_id:
         raise UserInputError(f"this calibrator was fitted on answers of model {fitted_on!r}, but the answers "
                              f"come from {model_id!r}; fit one for that model")
@@ -85,8 +89,10 @@ def load_pair(calibrator_path: str | Path | None, policy_path: str | Path | None
 
 
 def scores_needed(policy: Policy, calibrator: Any) -> list[str]:
-    """The estimator ids a decision needs computed: the calibrator's inputs, or the policy's score."""
-    return required_scores(calibrator) if calibrator is not None else [policy.score]
+    """The estimator ids a decision needs computed: the calibrator's inputs, or the policy's score; and the
+    claim rule's score when the policy filters claims."""
+    needed = required_scores(calibrator) if calibrator is not None else [policy.score]
+    return needed + [policy.claims.score] if policy.claims is not None else needed
 
 
 def calibrated(annotated: Annotated, calibrator: Any, policy: Policy | None = None) -> tuple[Decision, Scores | None]:
@@ -101,7 +107,8 @@ def calibrated(annotated: Annotated, calibrator: Any, policy: Policy | None = No
         value = probability.value
     else:
         value = annotated[policy.score].value
-    return policy.decide(value, annotated.trace.text, rationale=annotated.rationale), probability
+    return policy.decide(value, annotated.trace.text, rationale=annotated.rationale,
+                         claims=annotated.claims if policy.claims is not None else None), probability
 
 
 def decide(annotated: Annotated, calibrator: Any = None, policy: Policy | None = None) -> Decision:

@@ -25,10 +25,10 @@ import numpy as np
 
 from ..errors import UserInputError
 from .decision import CALIBRATED, _describe, required_scores
-from .policy import ANSWER_LEVEL, LOW_LEVEL, Guarantee, Policy
-from .risk import RiskControl, risk_threshold
+from .policy import ANSWER_LEVEL, LOW_LEVEL, ClaimRule, Guarantee, Policy
+from .risk import RiskControl, claim_filter_from_rows, risk_threshold
 
-__all__ = ["fit_bands", "fit_policy", "policy_command", "run_probabilities"]
+__all__ = ["fit_bands", "fit_claim_rule", "fit_policy", "policy_command", "run_probabilities"]
 
 BANDS_HOW = (f"answer where the run's isotonic accuracy ≥ {ANSWER_LEVEL:g}, medium hedge where ≥ {LOW_LEVEL:g}, "
              "low hedge down to the risk-controlled threshold")
@@ -68,7 +68,7 @@ def run_probabilities(run_dir: str | Path, *, score: str | None = None, calibrat
     items = load_items(run_dir)
     if load_spec(run_dir / SPEC_FILE).level == "claim":
         raise UserInputError(f"{run_dir} is a claim-level run; answer policies are fitted on answer-level runs "
-                             "(for claims use tokentrust.decide.claim_filter_from_rows)")
+                             "(on a claim-level run, calibrate --target-risk ε fits a claim filter)")
     rows = measured_rows(run_dir, items)
     if not rows:
         raise UserInputError(f"{run_dir} has no finished items")
@@ -106,6 +106,55 @@ def run_probabilities(run_dir: str | Path, *, score: str | None = None, calibrat
     return np.array([_value(r, eid) for r in rows]), correct, eid, model
 
 
+def _is_claim_run(run_dir: Path) -> bool:
+    from ..bench.layout import SPEC_FILE
+    from ..bench.spec import load_spec
+
+    return load_spec(Path(run_dir) / SPEC_FILE).level == "claim"
+
+
+def fit_claim_rule(run_dir: str | Path, *, epsilon: float, score: str | None) -> ClaimRule:
+    """The conformal claim filter of a claim-level run (``bench --level claim``) on the claim score
+    ``score``: a new answer keeps only true claims with probability ≥ 1 − ε (:func:`~.risk.claim_filter`)."""
+    from ..bench.calibrate import run_model
+    from ..bench.claims import measured_rows
+    from ..bench.layout import load_items
+    from ..estimators.base import build_estimator
+
+    run_dir = Path(run_dir)
+    items = load_items(run_dir)
+    rows = measured_rows(run_dir, items)
+    if not rows:
+        raise UserInputError(f"{run_dir} has no labelled claims")
+    present = sorted({k for r in rows for k in r["scores"]})
+    if score is None:
+        raise UserInputError(f"give the claim score to filter on with -e; present: {', '.join(present)}")
+    eid = build_estimator(score).id
+    if eid not in present:
+        raise UserInputError(f"{run_dir} has no claim scores for {eid!r}; present: {', '.join(present)}")
+    f = claim_filter_from_rows(rows, eid, epsilon=epsilon)
+    return ClaimRule(score=eid, threshold=f.threshold, epsilon=f.epsilon, n=f.n, kept_share=f.kept_share,
+                     answers_all_true=f.answers_all_true, run=str(run_dir), model=run_model(run_dir, items) or "unknown")
+
+
+def _claims_command(run_dir: Path, estimators: list[str] | None, target_risk: float, base: Path | None,
+                    out: Path | None, as_json: bool) -> None:
+    """``calibrate CLAIM_RUN --target-risk ε -e <claim score> [--policy answer-policy.json]``: add a claim
+    filter to a policy (the given one, else the default bands) and save it."""
+    if estimators and len(estimators) > 1:
+        raise UserInputError("a claim filter thresholds one claim score: give one -e")
+    rule = fit_claim_rule(run_dir, epsilon=target_risk, score=estimators[0] if estimators else None)
+    policy = (Policy.load(base) if base is not None else Policy()).model_copy(update={"claims": rule})
+    path = out or Path(run_dir) / "claim-policy.json"
+    policy.save(path)
+    if as_json:
+        sys.stdout.write(policy.model_dump_json(indent=2) + "\n")
+        return
+    sys.stdout.write(f"{rule.score}: keep claims above {rule.threshold:.4g}\n"
+                     f"guarantee: {rule.summary()}; calibration answers with only true claims kept: "
+                     f"{rule.answers_all_true:.0%}\npolicy: {path}\n")
+
+
 def _value(row: dict[str, Any], eid: str) -> float:
     v = row["scores"].get(eid, {}).get("value")
     return float("nan") if v is None else float(v)
@@ -127,11 +176,21 @@ def fit_policy(run_dir: str | Path, *, alpha: float, delta: float = 0.05, score:
 
 
 def policy_command(run_dir: Path, estimators: list[str] | None, calibrator_path: Path | None,
-                   target_risk: float | None, delta: float, out: Path | None, as_json: bool) -> None:
+                   target_risk: float | None, delta: float, out: Path | None, as_json: bool,
+                   base: Path | None = None) -> None:
     """What ``tokentrust calibrate RUN --target-risk α`` does: fit, save (``--out``, default
-    ``RUN/answer-policy.json``) and print the policy."""
+    ``RUN/answer-policy.json``) and print the policy. On a claim-level run, a claim filter with ε = α,
+    added to the ``base`` policy (``--policy``) or the default bands (default ``RUN/claim-policy.json``)."""
     if target_risk is None:
         raise UserInputError("--calibrator fits an answer policy on its probability; add --target-risk α (e.g. 0.1)")
+    if _is_claim_run(run_dir):
+        if calibrator_path is not None:
+            raise UserInputError(f"{run_dir} is a claim-level run: its claim filter reads a claim score (-e), "
+                                 "not a calibrator")
+        return _claims_command(run_dir, estimators, target_risk, base, out, as_json)
+    if base is not None:
+        raise UserInputError("--policy adds a claim filter to an answer policy: give a claim-level run "
+                             "(tokentrust bench --level claim)")
     calibrator = None
     if calibrator_path is not None:
         from ..calibration import load_calibrator

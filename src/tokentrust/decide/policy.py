@@ -38,6 +38,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..config import Float, Record, _validation_message
 from ..errors import UserInputError
+from ..trace import Trace
 
 Action = Literal["answer", "hedge", "abstain", "defer"]
 Band = Literal["answer", "medium", "low", "abstain"]
@@ -95,6 +96,22 @@ def _check_template(band: str, template: str) -> None:
         raise ValueError(f"phrase for {band!r} is not a valid template ({exc}): {template!r}") from None
 
 
+class Deferral(Record):
+    """A cascade's check of the small model's answer (``tokentrust serve --defer-to``): the deferral ``rule``
+    (:mod:`tokentrust.decide.cascade`), its ``score`` of the answer and the ``threshold`` below which it
+    defers, the ``large`` model, and whether that model answered instead (``deferred``; its answer's
+    ``trace``). ``note`` says why the small answer was kept although the rule deferred (the large model
+    failed)."""
+
+    rule: str
+    score: Float
+    threshold: Float
+    large: str
+    deferred: bool
+    trace: Trace | None = None
+    note: str | None = None
+
+
 class Decision(Record):
     """What to do with one answer: the ``action``, the ``probability`` it was based on (the value of
     ``score``), the ``phrase`` to show, the ``band`` and the thresholds (saved with the answer in
@@ -102,7 +119,11 @@ class Decision(Record):
 
     ``value`` and ``text`` repeat ``probability`` and ``phrase`` for clients written before those names.
     ``rationale``: one sentence on what the model's sampled answers disagreed about, when it hedges or
-    abstains and a sampling score found several meanings. ``guaranteed``: the policy's risk guarantee, if any.
+    abstains and a sampling score found several meanings. ``guaranteed``: the policy's guarantees, if any.
+    With a claim rule: ``claims`` (each claim, its value and whether it is kept) and ``kept_answer`` (the
+    answer with the removed claims cut out, which the ``phrase`` is built from; no claim kept → abstain).
+    In a cascade: ``cascade`` (the :class:`Deferral` check) and, when the large model answered (action
+    ``defer``, ``phrase`` = its answer), ``deferred_to`` naming it.
     """
 
     action: Action
@@ -115,6 +136,10 @@ class Decision(Record):
     abstain_below: float
     rationale: str | None = None
     guaranteed: str | None = None
+    claims: list[KeptClaim] = Field(default_factory=list)
+    kept_answer: str | None = None
+    deferred_to: str | None = None
+    cascade: Deferral | None = None
     value: Float = math.nan
     text: str = ""
 
@@ -129,6 +154,87 @@ class Decision(Record):
                 if old not in data and new in data:
                     data[old] = data[new]
         return data
+
+
+class ClaimRule(Record):
+    """Conformal claim filtering fitted on a claim-level run (:func:`tokentrust.decide.risk.claim_filter`):
+    keep a claim iff its ``score`` is ``> threshold``; then a new answer keeps only true claims with
+    probability ≥ ``1 − epsilon``. What it achieved on the ``n`` calibration answers: ``kept_share`` of
+    their claims kept, ``answers_all_true`` of them with only true claims kept."""
+
+    score: str
+    threshold: float
+    epsilon: float = Field(gt=0, lt=1)
+    n: int
+    kept_share: Float
+    answers_all_true: float
+    run: str
+    model: str
+
+    def keep(self, value: float) -> bool:
+        """Is a claim with this value kept? (an undefined value is removed)."""
+        return not math.isnan(value) and value > self.threshold
+
+    def summary(self) -> str:
+        return (f"every kept claim true with probability ≥ {1 - self.epsilon:g} (fitted on {self.n} answers of "
+                f"{self.run}: kept {self.kept_share:.0%} of claims)")
+
+
+class KeptClaim(Record):
+    """One claim of a decided answer: its text and span, the value of the claim rule's score, kept or not."""
+
+    text: str
+    char_span: tuple[int, int]
+    value: Float
+    kept: bool
+    sentence: int = 0
+
+
+def without(text: str, claims: list[KeptClaim]) -> str:
+    """``text`` with its removed claims cut out. A sentence whose claims are all removed goes whole (up to
+    the next sentence's first claim); a removed clause goes with the connective before it (``", and"``),
+    or, first in its sentence, with the one after it, and the clause that now starts the sentence is
+    capitalised. Whitespace left behind is tidied."""
+    by_sentence: dict[int, list[KeptClaim]] = {}
+    for c in sorted(claims, key=lambda c: c.char_span):
+        by_sentence.setdefault(c.sentence, []).append(c)
+    groups = [by_sentence[k] for k in sorted(by_sentence, key=lambda k: by_sentence[k][0].char_span[0])]
+    cuts: list[tuple[int, int]] = []
+    capitalise: set[int] = set()
+    for n, group in enumerate(groups):
+        if not any(c.kept for c in group):
+            end = groups[n + 1][0].char_span[0] if n + 1 < len(groups) else len(text)
+            cuts.append((group[0].char_span[0], end))
+            continue
+        first = next(i for i, c in enumerate(group) if c.kept)
+        if first > 0:  # the clauses before the first kept one, with the connective after them
+            cuts.append((group[0].char_span[0], group[first].char_span[0]))
+            capitalise.add(group[first].char_span[0])
+        cuts += [(group[i - 1].char_span[1], c.char_span[1]) for i, c in enumerate(group) if i > first and not c.kept]
+    out, last = [], 0
+    for start, end in sorted(cuts):
+        if end > last:
+            out.append(text[last:max(start, last)])
+            last = end
+    pieces = [*out, text[last:]]
+    kept = "".join(pieces)
+    # the first kept clause of a sentence whose first clause was cut: upper-case its first letter
+    for pos in capitalise:
+        shift = sum(min(end, pos) - min(start, pos) for start, end in _merged(cuts))
+        at = pos - shift
+        if 0 <= at < len(kept):
+            kept = kept[:at] + kept[at].upper() + kept[at + 1:]
+    return "\n".join(" ".join(line.split()) for line in kept.splitlines()).strip()
+
+
+def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 class Guarantee(Record):
@@ -159,7 +265,9 @@ class Policy(Record):
     """Bands on one probability-valued sequence score (module docstring), their phrases, and the
     guarantee they were fitted under. ``0 ≤ abstain_below ≤ low_below ≤ hedge_below ≤ 1``.
 
-    ``score``: an estimator id, or ``calibrated_confidence`` for a calibrator's output.
+    ``score``: an estimator id, or ``calibrated_confidence`` for a calibrator's output. ``claims``: a
+    conformal claim filter (``tokentrust calibrate CLAIM_RUN --target-risk ε -e <claim score>``): claims it
+    removes are cut from the answer before the phrase is built.
     """
 
     score: str = "geometric_mean_token_probability"
@@ -168,6 +276,7 @@ class Policy(Record):
     low_below: float | None = None
     phrases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PHRASES))
     guarantee: Guarantee | None = None
+    claims: ClaimRule | None = None
     version: Literal[1] = 1
 
     @model_validator(mode="after")
@@ -205,18 +314,34 @@ class Policy(Record):
     def phrase(self, band: Band, answer: str, probability: float) -> str:
         return fill(self.phrases.get(band, DEFAULT_PHRASES[band]), answer, probability)
 
-    def decide(self, value: float, answer: str, *, rationale: str | None = None) -> Decision:
+    def decide(self, value: float, answer: str, *, rationale: str | None = None,
+               claims: list[Any] | None = None) -> Decision:
         """The decision for an answer whose ``self.score`` is ``value``, with the phrase to show.
 
-        ``rationale`` is kept only when the answer is hedged or abstained.
+        ``rationale`` is kept only when the answer is hedged or abstained. ``claims``: the answer's
+        :class:`~tokentrust.Claim` records; with a claim rule, those it removes are cut from the answer
+        (a claim without a value for the rule's score is removed).
         """
         band = self.band(float(value))
+        kept_claims: list[KeptClaim] = []
+        kept_answer = None
+        if self.claims is not None and claims is not None:
+            rule = self.claims
+            for c in claims:
+                v = float(c.scores.get(rule.score, math.nan))
+                kept_claims.append(KeptClaim(text=c.text, char_span=c.char_span, value=v, kept=rule.keep(v),
+                                             sentence=c.sentence))
+            kept_answer = without(answer, kept_claims)
+            answer = kept_answer
+            if kept_claims and not any(k.kept for k in kept_claims):
+                band = "abstain"
         action = _BAND_ACTION[band]
+        guarantees = [g.summary() for g in (self.guarantee, self.claims) if g is not None]
         return Decision(
             action=action, band=band, score=self.score, probability=float(value),
             phrase=self.phrase(band, answer, float(value)), hedge_below=self.hedge_below, low_below=self.low_below,
             abstain_below=self.abstain_below, rationale=rationale if action != "answer" else None,
-            guaranteed=self.guarantee.summary() if self.guarantee else None,
+            guaranteed="; ".join(guarantees) or None, claims=kept_claims, kept_answer=kept_answer,
         )
 
     # -- JSON -----------------------------------------------------------------------------

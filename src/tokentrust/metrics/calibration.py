@@ -15,9 +15,12 @@ import numpy as np
 from ..errors import UserInputError
 from ._base import check_pair, check_probability, metric
 
-__all__ = ["ReliabilityDiagram", "brier", "ece", "reliability_diagram"]
+__all__ = ["ECE_BINS", "ReliabilityDiagram", "brier", "ece", "reliability_diagram"]
 
 Strategy = Literal["uniform", "quantile"]
+#: Bins of :func:`ece` and :func:`reliability_diagram` unless told otherwise (one number, so a plotted
+#: diagram shows the bins its ECE was computed on).
+ECE_BINS = 15
 
 
 def _check_probs(correct: Any, prob: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +102,7 @@ def _reliability(y: np.ndarray, p: np.ndarray, n_bins: int, strategy: str) -> Re
 
 
 def reliability_diagram(
-    correct: Any, prob: Any, *, n_bins: int = 15, strategy: Strategy = "uniform"
+    correct: Any, prob: Any, *, n_bins: int = ECE_BINS, strategy: Strategy = "uniform"
 ) -> ReliabilityDiagram:
     """Bin ``prob`` (equal-width ``"uniform"`` or equal-mass ``"quantile"``) and compare to accuracy."""
     y, p = _check_probs(correct, prob)
@@ -107,9 +110,9 @@ def reliability_diagram(
 
 
 @metric(
-    higher_is_better=False, needs_probability=True, target="correct", label="ECE", note="15 equal-width bins"
+    higher_is_better=False, needs_probability=True, target="correct", label="ECE", note=f"{ECE_BINS} equal-width bins"
 )
-def ece(correct: Any, prob: Any, *, n_bins: int = 15, strategy: Strategy = "uniform") -> float:
+def ece(correct: Any, prob: Any, *, n_bins: int = ECE_BINS, strategy: Strategy = "uniform") -> float:
     """Expected calibration error over ``n_bins`` bins; empty bins are skipped.
 
     ``strategy="uniform"``: equal-width bins on [0, 1] (first bin closed, later ``(lo, hi]``);

@@ -36,6 +36,67 @@ class TokenView:
     color_value: float  # value in [0, 1] used for the colour
     entropy: float | None
     alternatives: list[tuple[str, float]]  # (token text, probability), most likely first
+    value: float = math.nan  # the colouring score's value at this token (higher = more trustworthy)
+    raw: float = math.nan  # and its natural quantity (equal to ``value`` for a probability)
+
+
+TOKEN_PROBABILITY = "token_probability"
+
+
+@dataclass(frozen=True)
+class ColourKey:
+    """What the colours of one view mean: the colouring ``score`` and its scale. ``fixed``: a probability,
+    coloured as it is on [0, 1]; otherwise the score was rescaled within this answer, its lowest value here
+    (``low``, raw ``low_raw``) at one end and its highest (``high``, raw ``high_raw``) at the other."""
+
+    score: str
+    fixed: bool
+    low: float = math.nan
+    high: float = math.nan
+    low_raw: float = math.nan
+    high_raw: float = math.nan
+
+    def scale_text(self, low_name: str = "0", high_name: str = "1") -> str:
+        """The scale in words, ``low_name``/``high_name`` naming the colours at 0 and 1."""
+        if self.fixed:
+            return f"fixed scale: a probability, {low_name} = 0 … {high_name} = 1"
+        if math.isnan(self.low):
+            return "relative to this answer (no finite value to scale)"
+        return (f"relative to this answer (not a probability, rescaled): {low_name} = lowest here "
+                f"{_pair(self.low, self.low_raw)} … {high_name} = highest here {_pair(self.high, self.high_raw)}")
+
+    def describe(self, low_name: str = "0", high_name: str = "1") -> str:
+        """One line for a legend: the score and its scale."""
+        return f"colour: {self.score} · {self.scale_text(low_name, high_name)}"
+
+
+def fmt_value(x: float) -> str:
+    return "missing" if math.isnan(x) else f"{x:.4g}"
+
+
+def _pair(value: float, raw: float) -> str:
+    """``value`` and, where it differs, ``raw`` (``-1.36 (raw 1.36)``)."""
+    if math.isnan(raw) or raw == value:
+        return fmt_value(value)
+    return f"{fmt_value(value)} (raw {fmt_value(raw)})"
+
+
+def value_text(score: str, value: float, raw: float) -> str:
+    """``score = value`` and, where they differ, its raw quantity: what a tooltip says of the colouring score."""
+    return f"{score} = {_pair(value, raw)}"
+
+
+def colour_key(score: str, values: Sequence[float], raw: Sequence[float], is_probability: bool,
+               skip: Sequence[bool] | None = None) -> ColourKey:
+    """The :class:`ColourKey` of values coloured with :func:`scaled` (the same rule, the same skipped values)."""
+    if is_probability:
+        return ColourKey(score, True)
+    skip = skip or [False] * len(values)
+    finite = [i for i, v in enumerate(values) if not skip[i] and math.isfinite(v)]
+    if not finite:
+        return ColourKey(score, False)
+    lo, hi = min(finite, key=lambda i: values[i]), max(finite, key=lambda i: values[i])
+    return ColourKey(score, False, values[lo], values[hi], raw[lo], raw[hi])
 
 
 def scaled(values: Sequence[float], is_probability: bool, skip: Sequence[bool] | None = None) -> list[float]:
@@ -51,16 +112,31 @@ def scaled(values: Sequence[float], is_probability: bool, skip: Sequence[bool] |
     return [(v - lo) / span if math.isfinite(v) else math.nan for v in values]
 
 
+def _token_score(trace: Trace, colour_by: Scores | None) -> tuple[str, list[float], list[float], bool]:
+    """The colouring score per token: its id, values, raw values and whether it is a probability (the chosen
+    score if it is token-level, else the token probability)."""
+    if colour_by is None or colour_by.level is not Level.TOKEN:
+        probs = [math.exp(lp) for lp in trace.logprobs]
+        return TOKEN_PROBABILITY, probs, probs, True
+    return colour_by.estimator, list(colour_by.values), list(colour_by.raw), colour_by.is_probability
+
+
 def color_values(trace: Trace, colour_by: Scores | None) -> list[float]:
     """Per-token values in [0, 1] for colouring: the chosen score if it is token-level (see :func:`scaled`),
     else the token probability."""
-    if colour_by is None or colour_by.level is not Level.TOKEN:
-        return [math.exp(lp) for lp in trace.logprobs]
-    return scaled(colour_by.values, colour_by.is_probability, trace.special)
+    _, values, _, is_probability = _token_score(trace, colour_by)
+    return scaled(values, is_probability, trace.special)
+
+
+def token_key(trace: Trace, colour_by: Scores | None = None) -> ColourKey:
+    """The legend of the token colours (:func:`color_values`)."""
+    name, values, raw, is_probability = _token_score(trace, colour_by)
+    return colour_key(name, values, raw, is_probability, trace.special)
 
 
 def token_views(trace: Trace, colour_by: Scores | None = None) -> list[TokenView]:
-    values = color_values(trace, colour_by)
+    _, values, raw, is_probability = _token_score(trace, colour_by)
+    colours = scaled(values, is_probability, trace.special)
     views = []
     for i, tok in enumerate(trace.tokens):
         alts = [(t, math.exp(lp)) for t, lp in zip(trace.top_tokens[i], trace.top_logprobs[i])]
@@ -70,9 +146,11 @@ def token_views(trace: Trace, colour_by: Scores | None = None) -> list[TokenView
                 text=tok,
                 special=trace.special[i],
                 prob=math.exp(trace.logprobs[i]),
-                color_value=values[i],
+                color_value=colours[i],
                 entropy=trace.entropy[i] if trace.entropy is not None else None,
                 alternatives=alts,
+                value=values[i],
+                raw=raw[i],
             )
         )
     return views
@@ -175,6 +253,17 @@ def _changers(claims: Sequence[Claim], s: Scores | None) -> dict[int, list[Chang
     return {k: sorted((Changer(int(c["token"]), str(c["emitted"]), str(c["alternative"]), float(c["prob"]))
                        for c in column[j]), key=lambda c: -c.prob)
             for k, j in _rows_of(claims, s).items()}
+
+
+def claim_key(result: ScoredAnswer, colour_by: Scores | None = None) -> ColourKey | None:
+    """The legend of the claim colours (:func:`claim_views`); ``None`` without a claim-level score."""
+    colour = claim_colour_score(result, colour_by)
+    if colour is None:
+        return None
+    rows = _rows_of(result.claims, colour)
+    values = [c.scores.get(colour.estimator, math.nan) for c in result.claims]  # as claim_views colours them
+    raw = [colour.raw[rows[k]] if k in rows else math.nan for k in range(len(result.claims))]
+    return colour_key(colour.estimator, values, raw, colour.is_probability)
 
 
 def claim_views(result: ScoredAnswer, colour_by: Scores | None = None) -> list[ClaimView]:

@@ -6,8 +6,10 @@ an OpenAI-compatible server (``tokentrust serve --upstream URL`` is this app ove
 :class:`~tokentrust.backends.openai.OpenAIBackend`), or recorded traces (``replay:<file>``).
 
 Safety defaults: an optional bearer key checked on every API route (``/v1/*``, ``/api/*``, ``/runs/*``),
-a request body size limit, a ``max_tokens`` limit, a bound on requests answered at once (503 with
-``Retry-After`` beyond it), and every error in OpenAI's shape ``{"error": {"message", "type", "param",
+a request body size limit, a ``max_tokens`` limit, per-request cost limits (samples, tokens over all passes,
+wall-clock time: :class:`~tokentrust.serve.state.Limits`), work cancelled when its client disconnects
+(:mod:`~tokentrust.serve.cancelling`), a bound on requests answered at once (503 with ``Retry-After``
+beyond it), and every error in OpenAI's shape ``{"error": {"message", "type", "param",
 "code"}}`` — never a traceback.
 """
 
@@ -22,9 +24,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..decide.cascade import CascadePolicy
 from ..decide.decision import check_pairing, default_policy
 from ..decide.policy import Policy
 from ..errors import TokentrustError, UserInputError
+from .cancelling import CancelOnDisconnect
 from .errors import APIError, api_error_from
 from .planning import check_policy_score
 from .state import Limits, ServeState
@@ -79,6 +83,9 @@ def create_app(
     limits: Limits | None = None,
     policy: Policy | None = None,
     calibrator: Any = None,
+    defer_to: str | Any = None,
+    cascade_policy: CascadePolicy | None = None,
+    metrics: bool = False,
 ) -> FastAPI:
     """The web page and the OpenAI-compatible API around ``backend`` (any Backend, e.g. ``tokentrust.load()``).
 
@@ -86,6 +93,8 @@ def create_app(
     served through its :func:`~tokentrust.backends.scheduler.scheduler_for` scheduler (one per model).
     ``policy`` decides answer / hedge / abstain (default ``Policy()``, or with a ``calibrator`` the bands of
     its calibrated probability); a policy or calibrator fitted on another model is refused here.
+    ``defer_to`` (a backend spec, URL or backend) and/or ``cascade_policy`` put a cascade in front
+    (:mod:`tokentrust.serve.cascade`); ``metrics`` adds ``GET /metrics`` (:mod:`tokentrust.serve.metrics`).
     """
     if backend is None:
         raise UserInputError("create_app needs a backend: tokentrust.load(...) (a local model, "
@@ -106,10 +115,19 @@ def create_app(
         raise UserInputError(exc.message) from None
     state = ServeState(backend=backend, name=name or str(backend.model_id), api_key=api_key,
                        runs_dir=Path(runs_dir), limits=lim, policy=policy, calibrator=calibrator)
+    if defer_to is not None or cascade_policy is not None:
+        from .cascade import ServeCascade
+
+        state.cascade = ServeCascade.serving(backend, defer_to, cascade_policy)
 
     app = FastAPI(title="tokentrust", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tt = state
+    app.add_middleware(CancelOnDisconnect, timeout=lim.request_timeout)  # inside BodyLimit: sees the whole body
     app.add_middleware(BodyLimit, limit=lim.max_body_bytes)
+    if metrics:
+        from .metrics import install_metrics
+
+        state.metrics = install_metrics(app, state.name)
 
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from ..backends.cancel import Cancelled
 from ..errors import (
     BusyError,
     CapabilityError,
@@ -44,6 +45,11 @@ def api_error_from(exc: BaseException) -> APIError:
     """Map tokentrust errors onto HTTP statuses; anything unexpected is a logged 500 without a traceback."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, Cancelled):
+        if exc.timed_out:
+            return APIError(504, f"{exc} (tokentrust serve --request-timeout); ask for fewer tokens or cheaper "
+                            "scores", type="server_error", code="request_timeout")
+        return APIError(499, str(exc), type="server_error", code="client_closed_request")
     if isinstance(exc, BusyError):
         return APIError(503, str(exc), type="server_error", code="server_busy", retry_after=exc.retry_after)
     if isinstance(exc, ServerError):

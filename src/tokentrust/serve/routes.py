@@ -26,6 +26,7 @@ from ..config import GenerationConfig
 from ..estimators.base import Estimator
 from ..openai_format import chat_logprobs, completion_logprobs
 from ..trace import Message, TokenRecord, Trace
+from .cascade import answer_trace
 from .errors import APIError, api_error_from
 from .planning import Rule, chat_prompt, completion_prompt, generation_config, max_tokens, plan
 from .schemas import ChatRequest, Common, CompletionRequest, parse_body
@@ -36,7 +37,11 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
 def scored(backend: Any, trace: Trace, estimators: list[Estimator], rule: Rule) -> Annotated:
     """The answer with its scores and the decision (the ``tokentrust`` extension); with a calibrator, its
-    probability is among the scores (``calibrated_confidence``)."""
+    probability is among the scores (``calibrated_confidence``). An answer without a single token record
+    from a backend that gives log-probs (a server answering in another shape) cannot be scored: 502."""
+    if not len(trace) and Capability.LOGPROBS in backend.capabilities:
+        raise APIError(502, f"{trace.model_id} answered without any token (text {trace.text[:80]!r}); there is "
+                       "nothing to score", type="upstream_error", code="upstream_unusable")
     return annotate(trace, estimators, backend=backend).decided(rule.policy, rule.calibrator)
 
 
@@ -89,10 +94,12 @@ class Reply:
 
     # ---- not streamed ----------------------------------------------------------------------------------
     async def complete(self) -> JSONResponse:
-        backend = self.state.backend
+        backend, cascade = self.state.backend, self.state.cascade
         result = await self.state.run(
-            lambda: scored(backend, backend.generate(self.prompt, self.cfg), self.estimators, self.policy))
-        trace = result.trace
+            lambda: cascade.answer(backend, self.prompt, self.cfg, self.estimators, self.policy) if cascade else
+            scored(backend, backend.generate(self.prompt, self.cfg), self.estimators, self.policy))
+        self.state.answered(result, self.usage(result.trace)["prompt_tokens"])
+        trace = answer_trace(result)  # the large model's when the cascade deferred
         lp = self.logprobs(trace.records())
         finish = "length" if trace.finish_reason == "length" else "stop"
         if self.chat:
@@ -107,9 +114,10 @@ class Reply:
 
     # ---- streamed ----------------------------------------------------------------------------------------
     async def stream(self) -> StreamingResponse:
-        backend = self.state.backend
+        backend, cascade = self.state.backend, self.state.cascade
         events = self.state.iterate(
-            lambda: _stream_then_score(backend, self.prompt, self.cfg, self.estimators, self.policy))
+            lambda: cascade.stream(backend, self.prompt, self.cfg, self.estimators, self.policy) if cascade else
+            _stream_then_score(backend, self.prompt, self.cfg, self.estimators, self.policy))
         try:
             first = await anext(events)  # errors before the first token become HTTP errors, not a broken stream
         except BaseException:
@@ -141,7 +149,8 @@ class Reply:
                     yield self._chunk({"index": 0, **self._piece(item.text), "logprobs": lp, "finish_reason": None},
                                       tokentrust={"tokens": [item.to_payload()]})
                 else:
-                    trace = item.trace
+                    self.state.answered(item, self.usage(item.trace)["prompt_tokens"])
+                    trace = answer_trace(item)
                     finish = "length" if trace.finish_reason == "length" else "stop"
                     yield self._chunk({"index": 0, **self._piece(trace.text[sent:]), "logprobs": None,
                                        "finish_reason": finish}, tokentrust=item.to_payload())
@@ -168,8 +177,8 @@ async def chat_completions(request: Request) -> Any:
     """OpenAI chat completions, with the ``tokentrust`` extension."""
     state = state_of(request)
     req: ChatRequest = await parse_body(request, ChatRequest)
-    estimators, policy = await state.run(lambda: plan(state, req.tokentrust))
     tokens = max_tokens(state, req.max_completion_tokens, req.max_tokens)
+    estimators, policy = await state.run(lambda: plan(state, req.tokentrust, tokens))
     logprobs_n = (req.top_logprobs or 0) if req.logprobs else None
     return await _answer(Reply(state, req, chat_prompt(req), generation_config(state, req, tokens, chat=True),
                                estimators, policy, chat=True, logprobs_n=logprobs_n))
@@ -180,8 +189,8 @@ async def completions(request: Request) -> Any:
     """OpenAI (legacy) text completions on the raw prompt, no chat template, with the ``tokentrust`` extension."""
     state = state_of(request)
     req: CompletionRequest = await parse_body(request, CompletionRequest)
-    estimators, policy = await state.run(lambda: plan(state, req.tokentrust))
     tokens = max_tokens(state, req.max_tokens)
+    estimators, policy = await state.run(lambda: plan(state, req.tokentrust, tokens))
     return await _answer(Reply(state, req, completion_prompt(req), generation_config(state, req, tokens, chat=False),
                                estimators, policy, chat=False, logprobs_n=req.logprobs))
 

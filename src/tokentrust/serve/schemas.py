@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config import SEED_LIMIT
 from .errors import APIError
 
 
@@ -24,8 +25,8 @@ class PolicyOptions(Strict):
     """Per-request answer policy: which probability-valued sequence score decides, and its thresholds."""
 
     score: str | None = None
-    hedge_below: float | None = Field(None, ge=0, le=1)
-    abstain_below: float | None = Field(None, ge=0, le=1)
+    hedge_below: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    abstain_below: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
 class TokentrustOptions(Strict):
@@ -53,12 +54,12 @@ class StreamOptions(Strict):
 class Common(Strict):
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     n: Literal[1] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     user: str | None = None
     presence_penalty: Literal[0] | None = None
     frequency_penalty: Literal[0] | None = None
@@ -91,6 +92,11 @@ class ScoreRequest(Strict):
 _UNSUPPORTED = {"n": "only n=1 is supported", "stop": "stop sequences are not supported",
                 "presence_penalty": "only 0 is supported", "frequency_penalty": "only 0 is supported",
                 "echo": "echo is not supported"}
+#: The valid range of each bounded number, named in the 400 when a value falls outside it.
+RANGES = {"seed": f"an integer in [0, 2**63 - 1] = [0, {SEED_LIMIT - 1}]", "temperature": "a number in [0, 2]",
+          "top_p": "a number in (0, 1]", "max_tokens": "an integer ≥ 1", "max_completion_tokens": "an integer ≥ 1",
+          "top_logprobs": "an integer in [0, 20]",
+          "tokentrust.policy.hedge_below": "a number in [0, 1]", "tokentrust.policy.abstain_below": "a number in [0, 1]"}
 
 
 async def parse_body(request: Request, model: type[Strict]) -> Any:
@@ -113,6 +119,6 @@ async def parse_body(request: Request, model: type[Strict]) -> Any:
         if err["type"] == "missing":
             raise APIError(400, f"missing required parameter: {param}", param=param,
                            code="missing_required_parameter") from None
-        detail = _UNSUPPORTED.get(param) or err["msg"]
+        detail = _UNSUPPORTED.get(param) or (f"must be {RANGES[param]}" if param in RANGES else err["msg"])
         raise APIError(400, f"invalid value for {param}: {detail} (got {err.get('input')!r})", param=param,
                        code="invalid_value") from None

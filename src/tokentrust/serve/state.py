@@ -1,4 +1,5 @@
-"""What every route shares: the backend, its served name, limits, the default policy, and key checking.
+"""What every route shares: the backend, its served name, limits, the default policy, the cascade and the metrics
+when on, and key checking.
 
 Model work is blocking (a forward pass, an HTTP call to a server), so routes run it in threads: a
 non-streamed answer with :meth:`ServeState.run`, a streamed one with :meth:`ServeState.iterate`, which
@@ -10,33 +11,59 @@ Concurrency is the backend's business: the scheduler batches concurrent requests
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import Request
 
 from ..decide.policy import Policy
+from ..errors import UserInputError
 from .errors import APIError
+
+if TYPE_CHECKING:
+    from ..annotated import Annotated
+    from .cascade import ServeCascade
+    from .metrics import ProxyMetrics
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request limits: body size in bytes, answer length in tokens, alternatives per token, and how many
-    requests may be answered at once (the rest get 503 with ``Retry-After``)."""
+    """Per-request limits: body size in bytes, answer length in tokens, alternatives per token, how many
+    requests may be answered at once (the rest get 503 with ``Retry-After``), and what one request may cost:
+    ``max_samples`` answers per sampling parameter of an estimator (``n_samples``, ``n_brainstorm``,
+    ``matchups``), ``max_pass_tokens`` tokens generated over all passes (the answer and every extra answer
+    its scores draw), and ``request_timeout`` seconds of wall-clock time (then 504; ``None``: no limit)."""
 
     max_body_bytes: int = 1_000_000
     max_tokens: int = 512
     default_max_tokens: int = 128
     top_k: int = 10  # alternatives recorded per token (a server gives at most 20)
     max_concurrent: int = 256
+    max_samples: int = 32
+    max_pass_tokens: int = 16_384
+    request_timeout: float | None = 300.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_tokens", "default_max_tokens", "max_concurrent", "max_samples",
+                     "max_pass_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserInputError(f"limit {name} must be an integer ≥ 1, got {value!r}")
+        if self.default_max_tokens > self.max_tokens:
+            raise UserInputError(f"limit default_max_tokens ({self.default_max_tokens}) exceeds max_tokens "
+                                 f"({self.max_tokens})")
+        if self.request_timeout is not None and not 0 < self.request_timeout < math.inf:
+            raise UserInputError(f"limit request_timeout must be > 0 seconds (or None), got {self.request_timeout}")
 
 
 @dataclass
@@ -50,14 +77,29 @@ class ServeState:
     limits: Limits
     policy: Policy
     calibrator: Any = None  # with it, the policy thresholds its calibrated probability
+    cascade: ServeCascade | None = None  # with it, answers the rule defers come from the large model
+    metrics: ProxyMetrics | None = None  # with it, answers are counted for GET /metrics
     created: int = field(default_factory=lambda: int(time.time()))
     limiter: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.limits.max_concurrent)
 
+    def answered(self, answer: Annotated, prompt_tokens: int) -> None:
+        """Count a decided answer in the metrics, when they are on."""
+        if self.metrics is not None:
+            self.metrics.answered(answer, prompt_tokens)
+
     def check_key(self, request: Request) -> None:
-        """Accept ``Authorization: Bearer <key>`` (or the web page's ``tt_key`` cookie) when a key is set."""
+        """Accept ``Authorization: Bearer <key>`` (or the web page's ``tt_key`` cookie) when a key is set.
+
+        A POST that carries cookies must be JSON: another site's form can send cookies with ``text/plain`` or
+        form bodies without the browser asking first, never with ``application/json`` (CSRF)."""
+        if request.method == "POST" and "cookie" in request.headers:
+            kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if kind != "application/json" and not kind.endswith("+json"):
+                raise APIError(415, f"a request carrying cookies must send Content-Type: application/json, got "
+                               f"{kind or 'none'}", param="Content-Type", code="unsupported_media_type")
         if self.api_key is None:
             return
         header = request.headers.get("authorization", "")
@@ -108,8 +150,9 @@ class ServeState:
 
         borrower = object()  # the stream is read from more than one task (route, then response)
         await self.limiter.acquire_on_behalf_of(borrower)
-        try:
-            threading.Thread(target=work, name="tokentrust-request", daemon=True).start()
+        try:  # the thread sees this request's context (its cancel token)
+            threading.Thread(target=contextvars.copy_context().run, args=(work,), name="tokentrust-request",
+                             daemon=True).start()
             while True:
                 kind, item = await items.get()
                 if kind == "error":

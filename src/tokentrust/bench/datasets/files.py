@@ -3,7 +3,9 @@
 A row holds ``question`` (or chat ``messages``) and ``answer`` / ``answers`` / ``references`` (text or
 a list; in CSV, ``|`` separates aliases), and optionally ``id`` (default ``line-<n>``); other fields go
 to ``Item.metadata``. A ``reference`` text (a paragraph of true facts) is what ``bench --level claim`` checks
-each claim against (:mod:`tokentrust.verify`); a row with a reference needs no answer. A bad row is skipped and recorded, never fatal: :func:`load_file` lists it in
+each claim against (:mod:`tokentrust.verify`); a row with a reference needs no answer. ``case_sensitive``
+(``true``/``false``; in CSV also ``yes``/``no``/``1``/``0``) makes the judge keep letter case for that row
+(element symbols, codes), stored as ``Item.metadata["case_sensitive"]``. A bad row is skipped and recorded, never fatal: :func:`load_file` lists it in
 ``Dataset.skipped`` with its 1-based line number and names it in a warning.
 """
 
@@ -52,6 +54,21 @@ def _text_list(value: Any, field: str, *, split_pipes: bool) -> list[str]:
             out.append(str(element))
         return out
     raise _BadRow(f"{field!r} must be text or a list of text, got {type(value).__name__}")
+
+
+_TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
+
+
+def _flag(value: Any, field: str) -> bool | None:
+    """A yes/no field: JSON booleans, or the words of :data:`_TRUE` / :data:`_FALSE`; empty is ``None``."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text == "":
+        return None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise _BadRow(f"{field!r} must be true or false, got {value!r}")
 
 
 def _messages(value: Any) -> list[dict[str, str]]:
@@ -108,6 +125,10 @@ def _row_item(row: dict[str, Any], line: int, *, split_pipes: bool) -> Item:
     else:
         item_id = str(raw_id).strip()
     extra = {k: v for k, v in row.items() if k not in _KNOWN_FIELDS and v is not None}
+    if "case_sensitive" in extra:
+        flag = _flag(extra.pop("case_sensitive"), "case_sensitive")
+        if flag is not None:
+            extra["case_sensitive"] = flag
     try:
         return Item(id=item_id, prompt=prompt, references=references, metadata={**extra, "line": line})
     except ValidationError as exc:

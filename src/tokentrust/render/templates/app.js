@@ -1,34 +1,53 @@
 // tokentrust web page: streams answers from /v1/chat/completions and colours each token by confidence;
 // when the answer has claims (a claim-level score was chosen), underlines each claim in its confidence colour.
-// The colour scale mirrors tokentrust/render/colors.py (ColorBrewer RdYlGn ends, fixed on [0, 1]).
-// The Explain tab asks /api/explain and draws the attribution as render/attribution.py does.
+// The colour palettes come from /api/info (tokentrust/render/colors.py PALETTES), so the page, the terminal,
+// notebooks and reports draw the same scale. The legend names the colouring score and says whether its scale
+// is fixed (a probability) or relative to this answer (render/_view.py ColourKey). Token popovers open on
+// hover, click, tap and keyboard (popover.js). The Explain tab asks /api/explain and draws the attribution as
+// render/attribution.py does.
 "use strict";
 
-const STOPS = [[0.0, [215, 48, 39]], [0.5, [254, 224, 139]], [1.0, [26, 152, 80]]];
+const $ = (id) => document.getElementById(id);
+const state = { mode: "ask", info: null, tokens: [], ext: null, claims: [], attribution: null, controller: null };
+const TOKEN_PROBABILITY = "token_probability";
 
+// ---- colours -----------------------------------------------------------------------------------------
+function currentPalette() {
+  const pals = state.info && state.info.palettes;
+  if (!pals) return { stops: [[0, [190, 190, 190]], [1, [190, 190, 190]]], low: "0", high: "1" };
+  return pals[$("palette").value] || pals[state.info.default_palette];
+}
+// Mirrors render/colors.py confidence_rgb: linear between the palette's stops; NaN/null is grey.
 function confidenceRgb(p) {
   if (p === null || p === undefined || Number.isNaN(p)) return [190, 190, 190];
+  const stops = currentPalette().stops;
   p = Math.min(1, Math.max(0, p));
-  for (let i = 0; i < STOPS.length - 1; i++) {
-    const [x0, c0] = STOPS[i], [x1, c1] = STOPS[i + 1];
+  for (let i = 0; i < stops.length - 1; i++) {
+    const [x0, c0] = stops[i], [x1, c1] = stops[i + 1];
     if (p <= x1) {
       const f = (p - x0) / (x1 - x0);
       return c0.map((a, k) => Math.round(a + f * (c1[k] - a)));
     }
   }
-  return STOPS[STOPS.length - 1][1];
+  return stops[stops.length - 1][1];
+}
+function hexOf(rgb) {
+  return "#" + rgb.map((v) => v.toString(16).padStart(2, "0")).join("");
 }
 function confidenceColor(p) {
-  return "#" + confidenceRgb(p).map((v) => v.toString(16).padStart(2, "0")).join("");
+  return hexOf(confidenceRgb(p));
+}
+// Mirrors render/colors.py readable_on: black or white, whichever has the higher WCAG contrast.
+function readableOn(rgb) {
+  const lin = (v) => { const c = v / 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const y = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
+  return (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) ? "#000000" : "#ffffff";
 }
 function textColor(p) {
-  const [r, g, b] = confidenceRgb(p);
-  return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000000" : "#ffffff";
+  return readableOn(confidenceRgb(p));
 }
 
-const $ = (id) => document.getElementById(id);
-const state = { mode: "ask", info: null, tokens: [], ext: null, claims: [], attribution: null };
-
+// ---- requests ----------------------------------------------------------------------------------------
 function headers() {
   const h = { "Content-Type": "application/json" };
   const key = $("apikey").value.trim();
@@ -40,18 +59,34 @@ function rememberKey() {
   localStorage.setItem("tt_key", key);
   document.cookie = "tt_key=" + encodeURIComponent(key) + "; path=/; SameSite=Strict";
 }
-async function getJSON(url, options) {
-  const r = await fetch(url, Object.assign({ headers: headers() }, options || {}));
+// A request the server refused for want of the right key: the page asks for it instead of showing the API error.
+class KeyNeeded extends Error {}
+const KEY_MESSAGE = "this server asks for an API key: type it into the API key box at the top";
+function keyPrompt(show) {
+  $("key-prompt").hidden = !show;
+  $("apikey").classList.toggle("needed", show);
+  if (show) $("apikey").focus();
+}
+async function failure(r) {
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
-  return body;
+  if (r.status === 401) {
+    keyPrompt(true);
+    return new KeyNeeded($("apikey").value.trim() ? "the API key was not accepted: check it and press Enter" : KEY_MESSAGE);
+  }
+  return new Error((body.error && body.error.message) || r.statusText);
+}
+async function getJSON(url, options) {
+  const r = await fetch(url, Object.assign({ headers: headers(), signal: state.controller && state.controller.signal }, options || {}));
+  if (!r.ok) throw await failure(r);
+  keyPrompt(false);
+  return r.json();
 }
 function setStatus(text, isError) {
   $("status").textContent = text;
   $("status").className = isError ? "error" : "muted";
 }
 function fmt(x, digits) {
-  return x === null || x === undefined ? "–" : Number(x).toPrecision(digits || 4);
+  return x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toPrecision(digits || 4);
 }
 
 // ---- tokens ------------------------------------------------------------------------------------------
@@ -72,24 +107,45 @@ function traceToken(trace, i) {
                      entropy: col("entropy") });
 }
 
+function cell(text, cls) {
+  const c = document.createElement("span");
+  c.setAttribute("role", "cell");
+  if (cls) c.className = cls;
+  c.textContent = text;
+  return c;
+}
+// The popover: probability, entropy, the colouring score's value (filled by recolour) and the alternatives
+// as a table (marker, token, probability, bar), as render/html.py draws it.
 function tooltip(tok) {
   const tip = document.createElement("span");
   tip.className = "tt-tip";
-  const lines = ["p = " + fmt(tok.prob, 3) + "   logprob = " + fmt(tok.logprob, 4)];
-  lines.push(tok.entropy === null ? "entropy: not available" : "entropy = " + fmt(tok.entropy, 3) + " nats");
-  tip.textContent = lines.join("\n") + "\n";
+  tip.setAttribute("role", "tooltip");
+  const head = document.createElement("span");
+  head.className = "tt-line";
+  head.textContent = "p = " + fmt(tok.prob, 3) + " · logprob = " + fmt(tok.logprob, 4) + " · " +
+    (tok.entropy === null ? "entropy: not available" : "entropy = " + fmt(tok.entropy, 3) + " nats");
+  const score = document.createElement("span");
+  score.className = "tt-line tt-score";
+  score.hidden = true;
+  const table = document.createElement("span");
+  table.className = "tt-alts";
+  table.setAttribute("role", "table");
+  table.setAttribute("aria-label", "alternatives");
   for (const alt of tok.top) {
     const p = Math.exp(alt.logprob);
+    const chosen = alt.token === tok.token;
     const row = document.createElement("span");
-    row.className = "alt" + (alt.token === tok.token ? " chosen" : "");
+    row.className = "tt-alt" + (chosen ? " tt-chosen" : "");
+    row.setAttribute("role", "row");
     const bar = document.createElement("span");
-    bar.className = "w";
+    bar.className = "tt-bar";
     bar.style.width = Math.max(1, Math.round(p * 60)) + "px";
-    const label = document.createElement("span");
-    label.textContent = (alt.token === tok.token ? "▸ " : "  ") + JSON.stringify(alt.token).padEnd(16) + " " + p.toFixed(3);
-    row.append(bar, label);
-    tip.append(row);
+    const barCell = cell("");
+    barCell.append(bar);
+    row.append(cell(chosen ? "▸" : ""), cell(JSON.stringify(alt.token)), cell(p.toFixed(3), "tt-num"), barCell);
+    table.append(row);
   }
+  tip.append(head, score, table);
   return tip;
 }
 
@@ -100,9 +156,13 @@ function addToken(tok) {
   span.className = "tt-tok";
   span.dataset.index = tok.index;
   span.dataset.p = tok.prob;
+  span.tabIndex = 0;
+  span.setAttribute("role", "button");
+  span.setAttribute("aria-expanded", "false");
   span.append(document.createTextNode(tok.text || tok.token), tooltip(tok));
   paint(span, tok.prob);
   $("output").append(span);
+  if (!$("legend").hasChildNodes()) drawLegend($("legend"), probabilityKey());
 }
 
 function paint(span, value) {
@@ -127,19 +187,78 @@ function scaled(values, isProbability, skip) {
   return values.map((v) => (v === null ? NaN : (v - lo) / span));
 }
 
-// Mirrors render/_view.py color_values: the chosen token score (scaled), else the token probability.
-function colourValues(choice) {
+// Mirrors render/_view.py colour_key: the colouring score and its scale (fixed, or this answer's extremes).
+function colourKey(score, values, raw, isProbability, skip) {
+  if (isProbability) return { score, fixed: true };
+  let lo = -1, hi = -1;
+  values.forEach((v, i) => {
+    if (v === null || (skip && skip[i])) return;
+    if (lo < 0 || v < values[lo]) lo = i;
+    if (hi < 0 || v > values[hi]) hi = i;
+  });
+  if (lo < 0) return { score, fixed: false, low: null };
+  return { score, fixed: false, low: values[lo], high: values[hi], lowRaw: raw[lo], highRaw: raw[hi] };
+}
+function probabilityKey() {
+  return { score: TOKEN_PROBABILITY, fixed: true };
+}
+// "value" and, where it differs, "(raw …)" (render/_view.py value_text).
+function pair(value, raw) {
+  return raw === null || raw === undefined || raw === value ? fmt(value) : fmt(value) + " (raw " + fmt(raw) + ")";
+}
+function describeKey(key) {
+  const pal = currentPalette();
+  if (key.fixed) return "colour: " + key.score + " · fixed scale: a probability, " + pal.low + " = 0 … " + pal.high + " = 1";
+  if (key.low === null) return "colour: " + key.score + " · relative to this answer (no finite value to scale)";
+  return "colour: " + key.score + " · relative to this answer (not a probability, rescaled): " + pal.low +
+    " = lowest here " + pair(key.low, key.lowRaw) + " … " + pal.high + " = highest here " + pair(key.high, key.highRaw);
+}
+function drawLegend(box, key, what, note) {
+  box.innerHTML = "";
+  box.dataset.score = key.score;
+  box.dataset.fixed = String(key.fixed);
+  const grad = document.createElement("span");
+  grad.className = "tt-grad";
+  grad.style.background = "linear-gradient(90deg," + [0, 0.25, 0.5, 0.75, 1].map(confidenceColor).join(",") + ")";
+  const nan = document.createElement("span");
+  nan.className = "tt-nan";
+  nan.style.background = confidenceColor(NaN);
+  nan.textContent = "n/a";
+  const text = document.createElement("span");
+  text.className = "tt-key";
+  text.textContent = (what || "") + describeKey(key) + (note ? " — " + note : "");
+  const [low, high] = key.fixed ? ["0", "1"] : ["lowest", "highest"];
+  box.append(low, grad, high, nan, text);
+  box.hidden = false;
+}
+
+// Mirrors render/_view.py token_views: the chosen token score (scaled) when this answer has it, else the
+// token probability; the legend says which, and says when the chosen score comes with the next answer.
+function colouring(choice) {
   const toks = state.tokens;
-  const ext = state.ext;
-  const tokenScores = ext ? scoresAt(ext, "token") : {};
-  if (!ext || choice === "token_probability" || !tokenScores[choice]) return toks.map((t) => t.prob);
+  const tokenScores = state.ext ? scoresAt(state.ext, "token") : {};
   const s = tokenScores[choice];
-  return scaled(s.values, s.is_probability, toks.map((t) => t.special));
+  if (choice === TOKEN_PROBABILITY || !s) {
+    const probs = toks.map((t) => t.prob);
+    const note = choice !== TOKEN_PROBABILITY && state.ext ? choice + " was not computed for this answer; it will be for the next one" : "";
+    return { values: probs, shown: probs, raw: probs, key: probabilityKey(), note };
+  }
+  const skip = toks.map((t) => t.special);
+  return { values: scaled(s.values, s.is_probability, skip), shown: s.values, raw: s.raw,
+           key: colourKey(s.estimator, s.values, s.raw, s.is_probability, skip), note: "" };
 }
 
 function recolour() {
-  const values = colourValues($("colour-by").value);
-  for (const span of $("output").querySelectorAll(".tt-tok")) paint(span, values[Number(span.dataset.index)]);
+  if (!state.tokens.length) return;
+  const c = colouring($("colour-by").value);
+  for (const span of $("output").querySelectorAll(".tt-tok")) {
+    const i = Number(span.dataset.index);
+    paint(span, c.values[i]);
+    const line = span.querySelector(".tt-score");
+    line.hidden = c.key.score === TOKEN_PROBABILITY;
+    line.textContent = c.key.score + " = " + pair(c.shown[i], c.raw[i]);
+  }
+  drawLegend($("legend"), c.key, "", c.note);
 }
 
 // ---- claims ------------------------------------------------------------------------------------------
@@ -161,6 +280,17 @@ function claimViews(ext) {
       if (j < source.spans.length) changers[k] = source.extras.changers[j++];
     });
   }
+  const rows = {};  // claim k ↔ row j of the colouring score, for its raw values
+  if (colour) {
+    let j = 0;
+    claims.forEach((c, k) => {
+      if (!(colour.estimator in c.scores)) return;
+      while (j < colour.spans.length && colour.spans[j].join() !== c.token_indices.join()) j++;
+      if (j < colour.spans.length) rows[k] = j++;
+    });
+  }
+  state.claimKey = colour ? colourKey(colour.estimator, raw, claims.map((_, k) => (k in rows ? colour.raw[rows[k]] : null)),
+                                      colour.is_probability) : null;
   return claims.map((c, k) => ({
     number: k + 1, text: c.text, span: c.char_span, tokens: c.token_indices, value: values[k],
     scores: Object.fromEntries(scores.map((s) => [s.estimator, c.scores[s.estimator]])),
@@ -200,6 +330,7 @@ function markClaims(ext, claims) {
       const run = document.createElement("span");
       run.className = "tt-cl";
       run.dataset.claims = covering.map((c) => c.number).join(" ");
+      run.dataset.value = covering[0].value;
       run.style.borderBottomColor = confidenceColor(covering[0].value);
       run.textContent = text.slice(x, y);
       nodes.push(run);
@@ -245,13 +376,23 @@ function showClaims(ext) {
       td.textContent = cell;
       tr.append(td);
     }
-    tr.firstChild.style.background = confidenceColor(c.value);
-    tr.firstChild.style.color = textColor(c.value);
+    tr.firstChild.dataset.value = c.value;
     body.append(tr);
   }
+  paintClaims();
   const unmatched = claims.filter((c) => !c.tokens.length).map((c) => "#" + c.number);
   $("claims-note").textContent = "claims that matched no answer token: " + (unmatched.join(", ") || "none");
   toggleClaims();
+}
+
+// Claim colours (underlines and the number cells) in the current palette, and their legend.
+function paintClaims() {
+  for (const run of $("output").querySelectorAll(".tt-cl")) run.style.borderBottomColor = confidenceColor(Number(run.dataset.value));
+  for (const td of $("claims").querySelectorAll("tbody td[data-value]")) {
+    td.style.background = confidenceColor(Number(td.dataset.value));
+    td.style.color = textColor(Number(td.dataset.value));
+  }
+  if (state.claimKey && state.claims.length) drawLegend($("claims-legend"), state.claimKey, "claims: ");
 }
 
 function toggleClaims() {
@@ -291,13 +432,7 @@ function onClaimRowHover(event) {
 function showResult(ext) {
   state.ext = ext;
   state.tokens = ext.trace.tokens.map((_, i) => traceToken(ext.trace, i));
-  const sel = $("colour-by");
-  const current = sel.value;
-  sel.innerHTML = "";
-  const tokenScores = scoresAt(ext, "token");
-  const names = ["token_probability", ...Object.keys(tokenScores).filter((k) => k !== "token_probability")];
-  for (const name of names) sel.append(new Option(name, name));
-  sel.value = names.includes(current) ? current : "token_probability";
+  colourChoices(Object.keys(scoresAt(ext, "token")));
   recolour();
   const body = $("scores").querySelector("tbody");
   body.innerHTML = "";
@@ -312,16 +447,51 @@ function showResult(ext) {
   }
   $("scores").hidden = false;
   showClaims(ext);
-  const a = ext.decision;
+  showDecision(ext.decision);
+}
+
+const CALIBRATED = "calibrated_confidence";
+// The decision (render/html.py decision_html): the action and its band, the probability that the answer is
+// correct when a calibrator gave it (else the uncalibrated score it was based on), the phrase to show,
+// the rationale, the guarantee and the thresholds.
+function showDecision(a) {
   const box = $("action");
+  if (!a) { box.hidden = true; return; }
   box.className = "action " + a.action;
+  box.dataset.action = a.action;
   box.innerHTML = "";
   const tag = document.createElement("b");
-  tag.textContent = a.action;
+  tag.className = "act";
+  tag.textContent = a.action + (a.band && a.band !== a.action ? " · " + a.band + " band" : "");
+  const phrase = document.createElement("div");
+  phrase.className = "phrase";
+  phrase.textContent = a.phrase !== undefined ? a.phrase : a.text;
+  const p = a.probability !== undefined ? a.probability : a.value;
+  const prob = document.createElement("div");
+  prob.className = "prob";
+  prob.textContent = a.score === CALIBRATED
+    ? "probability that the answer is correct: " + fmt(p, 3) + " (calibrated)"
+    : a.score + " = " + fmt(p, 3) + " (not calibrated: a score, not the probability of being right)";
   const why = document.createElement("div");
   why.className = "muted";
-  why.textContent = a.score + " = " + fmt(a.value, 3) + " (hedge below " + a.hedge_below + ", abstain below " + a.abstain_below + ")";
-  box.append(tag, document.createTextNode(a.text), why);
+  const bands = ["answer at ≥ " + a.hedge_below, "hedge below " + a.hedge_below];
+  if (a.low_below !== null && a.low_below !== undefined && a.low_below !== a.abstain_below) bands.push("really unsure below " + a.low_below);
+  bands.push(a.abstain_below > 0 ? "abstain below " + a.abstain_below : "never abstain");
+  why.textContent = bands.join(" · ");
+  box.append(tag, phrase, prob);
+  if (a.rationale) {
+    const r = document.createElement("div");
+    r.className = "rationale";
+    r.textContent = a.rationale;
+    box.append(r);
+  }
+  if (a.guaranteed) {
+    const g = document.createElement("div");
+    g.className = "muted guarantee";
+    g.textContent = "guarantee: " + a.guaranteed;
+    box.append(g);
+  }
+  box.append(why);
   box.hidden = false;
 }
 
@@ -334,18 +504,25 @@ function reset() {
   $("output").innerHTML = "";
   $("action").hidden = true;
   $("scores").hidden = true;
-  $("claims").hidden = $("claims-note").hidden = $("claims-toggle").hidden = true;
+  $("claims").hidden = $("claims-note").hidden = $("claims-toggle").hidden = $("claims-legend").hidden = true;
+  $("legend").innerHTML = "";
+  state.claimKey = null;
   hideClaimTip();
 }
 
 // ---- requests ----------------------------------------------------------------------------------------
+// The request's scores (the ticked ones and the colouring score) and policy changes: only what differs from
+// the server's policy is sent, so its calibrator and guarantee stay in force unless the user changes them.
 function options() {
   const estimators = [...document.querySelectorAll("#estimators input:checked")].map((i) => i.value);
-  const policy = { score: $("policy-score").value };
+  const colour = $("colour-by").value;
+  if (colour !== TOKEN_PROBABILITY && !estimators.includes(colour)) estimators.push(colour);
+  const server = state.info.policy, policy = {};
+  if ($("policy-score").value && $("policy-score").value !== server.score) policy.score = $("policy-score").value;
   const hb = $("hedge-below").value, ab = $("abstain-below").value;
-  if (hb !== "") policy.hedge_below = Number(hb);
-  if (ab !== "") policy.abstain_below = Number(ab);
-  return { estimators, policy };
+  if (hb !== "" && Number(hb) !== server.hedge_below) policy.hedge_below = Number(hb);
+  if (ab !== "" && Number(ab) !== server.abstain_below) policy.abstain_below = Number(ab);
+  return Object.keys(policy).length ? { estimators, policy } : { estimators };
 }
 
 async function ask(question) {
@@ -362,11 +539,10 @@ async function ask(question) {
     showAnswer(res.tokentrust);
     return;
   }
-  const r = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(body) });
-  if (!r.ok) {
-    const err = await r.json().catch(() => ({}));
-    throw new Error((err.error && err.error.message) || r.statusText);
-  }
+  const r = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(body),
+                                                   signal: state.controller.signal });
+  if (!r.ok) throw await failure(r);
+  keyPrompt(false);
   const reader = r.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -559,8 +735,13 @@ async function submit(event) {
   rememberKey();
   const question = $("question").value.trim();
   if (!question) { setStatus("type a question first", true); return; }
+  if (!state.info) {
+    try { await loadInfo(); } catch (err) { setStatus(err.message, true); return; }
+  }
   reset();
   $("go").disabled = true;
+  $("stop").hidden = false;
+  state.controller = new AbortController();
   const t0 = performance.now();
   try {
     if (state.mode === "ask") {
@@ -577,10 +758,23 @@ async function submit(event) {
     }
     setStatus("done in " + ((performance.now() - t0) / 1000).toFixed(1) + " s");
   } catch (err) {
-    setStatus(err.message, true);
+    if (err.name === "AbortError") {
+      const n = state.tokens.filter(Boolean).length;
+      setStatus("stopped after " + ((performance.now() - t0) / 1000).toFixed(1) + " s" +
+                (state.mode === "ask" ? " (" + n + " tokens, no scores)" : ""));
+    } else {
+      setStatus(err.message, true);
+    }
   } finally {
     $("go").disabled = false;
+    $("stop").hidden = true;
+    state.controller = null;
   }
+}
+
+// Stop: abort the running request (the server stops generating when the connection closes).
+function stop() {
+  if (state.controller) state.controller.abort();
 }
 
 // ---- set-up ------------------------------------------------------------------------------------------
@@ -597,6 +791,30 @@ function setMode(mode) {
   $("go").textContent = { ask: "Ask", score: "Score", explain: "Explain" }[mode];
 }
 
+// The colour-by choices: the token probability, every token-level score the server can give, and any token
+// score of this answer; a score not in this answer is asked for with the next one.
+function colourChoices(present) {
+  const sel = $("colour-by");
+  const current = sel.value;
+  const offered = state.info ? state.info.estimators.filter((e) => e.level === "token" && e.available).map((e) => e.id) : [];
+  const names = [TOKEN_PROBABILITY, ...new Set([...offered, ...(present || [])].filter((n) => n !== TOKEN_PROBABILITY))];
+  sel.innerHTML = "";
+  for (const name of names) {
+    const here = !state.ext || (present || []).includes(name) || name === TOKEN_PROBABILITY;
+    sel.append(new Option(here ? name : name + " (next answer)", name));
+  }
+  sel.value = names.includes(current) ? current : TOKEN_PROBABILITY;
+}
+
+const COST_GROUPS = [["trace", "From the answer itself"], ["pass", "One extra model pass"], ["sampling", "Sampling"]];
+const LEVEL_TAGS = { sequence: "answer", claim: "claims", token: "tokens" };
+
+function updatePicked() {
+  const picked = [...document.querySelectorAll("#estimators input:checked")];
+  const slow = picked.filter((i) => i.dataset.cost === "sampling").length;
+  $("picked").textContent = "(" + picked.length + " chosen" + (slow ? ", " + slow + " by sampling: slow" : "") + ")";
+}
+
 async function loadInfo() {
   const info = await getJSON("/api/info");
   state.info = info;
@@ -604,34 +822,67 @@ async function loadInfo() {
   $("max-tokens").max = info.max_tokens;
   $("hedge-below").value = info.policy.hedge_below;
   $("abstain-below").value = info.policy.abstain_below;
+  const palSel = $("palette");
+  palSel.innerHTML = "";
+  for (const name of Object.keys(info.palettes)) palSel.append(new Option(name, name));
+  const saved = localStorage.getItem("tt_palette");
+  palSel.value = saved && info.palettes[saved] ? saved : info.default_palette;
   const box = $("estimators");
   box.innerHTML = "";
   const policySel = $("policy-score");
   policySel.innerHTML = "";
-  for (const [level, heading] of [["sequence", "answer scores"], ["claim", "claim scores (underline each claim)"]]) {
-    const group = document.createElement("div");
+  if (info.policy.calibrator) {
+    policySel.append(new Option("calibrated: " + info.policy.calibrator, info.policy.score));
+  }
+  for (const [cost, heading] of COST_GROUPS) {
+    const rows = info.estimators.filter((e) => e.cost === cost);
+    if (!rows.length) continue;
+    const group = document.createElement("fieldset");
     group.className = "group";
-    group.textContent = heading;
-    box.append(group);
-    for (const e of info.estimators) {
-      if (e.level !== level) continue;
-      const label = document.createElement("label");
-      label.title = e.description;
-      if (!e.available) label.className = "off";
-      const input = document.createElement("input");
-      input.type = "checkbox";
-      input.value = e.id;
-      input.dataset.level = e.level;
-      input.disabled = !e.available;
-      input.checked = info.default_estimators.includes(e.id);
-      const aliases = e.aliases && e.aliases.length ? " (" + e.aliases.join(", ") + ")" : "";
-      label.append(input, " " + e.id + aliases);
-      box.append(label);
-      if (level === "sequence" && e.available && e.is_probability) policySel.append(new Option(e.id, e.id));
+    group.dataset.cost = cost;
+    const legend = document.createElement("legend");
+    legend.textContent = heading + " ";
+    const hint = document.createElement("span");
+    hint.className = "muted cost";
+    hint.textContent = "— " + info.cost_hints[cost];
+    legend.append(hint);
+    group.append(legend);
+    for (const level of ["sequence", "claim", "token"]) {
+      for (const e of rows.filter((r) => r.level === level)) {
+        const label = document.createElement("label");
+        label.title = e.description + (e.cost_hint !== "trace only" ? " (" + e.cost_hint + ")" : "");
+        if (!e.available) label.className = "off";
+        const input = document.createElement("input");
+        input.type = "checkbox";
+        input.value = e.id;
+        input.dataset.level = e.level;
+        input.dataset.cost = e.cost;
+        input.disabled = !e.available;
+        input.checked = info.default_estimators.includes(e.id);
+        input.addEventListener("change", updatePicked);
+        const aliases = e.aliases && e.aliases.length ? " (" + e.aliases.join(", ") + ")" : "";
+        const tag = document.createElement("span");
+        tag.className = "tag " + e.level;
+        tag.textContent = LEVEL_TAGS[e.level];
+        label.append(input, " " + e.id + aliases + " ", tag);
+        if (e.cost === "sampling" && e.cost_hint) {
+          const c = document.createElement("span");
+          c.className = "muted";
+          c.textContent = " · " + e.cost_hint;
+          label.append(c);
+        }
+        group.append(label);
+      }
     }
+    box.append(group);
+  }
+  for (const e of info.estimators) {
+    if (e.level === "sequence" && e.available && e.is_probability) policySel.append(new Option(e.id, e.id));
   }
   policySel.value = info.policy.score;
-  if (!info.can_score) $("tab-score").disabled = true;
+  updatePicked();
+  colourChoices(state.ext ? Object.keys(scoresAt(state.ext, "token")) : []);
+  $("tab-score").disabled = !info.can_score;
   const methods = $("explain-method");
   methods.innerHTML = "";
   for (const m of info.attribution_methods || []) {
@@ -641,7 +892,14 @@ async function loadInfo() {
     methods.append(opt);
   }
   if ([...methods.options].some((o) => o.value === "occlusion" && !o.disabled)) methods.value = "occlusion";
-  if (!info.can_explain) $("tab-explain").disabled = true;
+  $("tab-explain").disabled = !info.can_explain;
+}
+
+function td(text, cls) {
+  const cell = document.createElement("td");
+  cell.textContent = text;
+  if (cls) cell.className = cls;
+  return cell;
 }
 
 async function loadRuns() {
@@ -650,12 +908,20 @@ async function loadRuns() {
     const res = await getJSON("/api/runs");
     if (!res.runs.length) { box.textContent = "no runs with a report under " + res.runs_dir; return; }
     const table = document.createElement("table");
+    const head = document.createElement("tr");
+    for (const h of ["run", "model", "dataset", "accuracy", "date", ""]) {
+      const th = document.createElement("th");
+      th.textContent = h;
+      head.append(th);
+    }
+    const thead = document.createElement("thead");
+    thead.append(head);
+    const body = document.createElement("tbody");
     for (const run of res.runs) {
       const tr = document.createElement("tr");
-      const name = document.createElement("td");
-      name.textContent = run.name;
-      const when = document.createElement("td");
-      when.textContent = new Date(run.modified * 1000).toLocaleString();
+      tr.dataset.run = run.name;
+      const acc = run.accuracy === null || run.accuracy === undefined ? "–"
+        : (100 * run.accuracy).toFixed(1) + " %" + (run.n_items ? " of " + run.n_items : "") + (run.level === "claim" ? " claims" : "");
       const links = document.createElement("td");
       for (const [file, url] of Object.entries(run.files)) {
         const a = document.createElement("a");
@@ -664,15 +930,17 @@ async function loadRuns() {
         a.textContent = file;
         links.append(a, " ");
       }
-      tr.append(name, when, links);
-      table.append(tr);
+      tr.append(td(run.name), td(run.model || "–"), td(run.dataset || "–"), td(acc, "num"),
+                td(new Date(run.modified * 1000).toLocaleString()), links);
+      body.append(tr);
     }
+    table.append(thead, body);
     box.innerHTML = "";
-    box.className = "";
+    box.className = "scroll";
     box.append(table);
   } catch (err) {
-    box.textContent = err.message;
-    box.className = "error";
+    box.textContent = err instanceof KeyNeeded ? "enter the API key to see past runs" : err.message;
+    box.className = err instanceof KeyNeeded ? "muted" : "error";
   }
 }
 
@@ -680,18 +948,25 @@ async function start() {
   $("apikey").value = localStorage.getItem("tt_key") || "";
   rememberKey();
   $("form").addEventListener("submit", submit);
+  $("stop").addEventListener("click", stop);
   $("tab-ask").addEventListener("click", () => setMode("ask"));
   $("tab-score").addEventListener("click", () => setMode("score"));
   $("tab-explain").addEventListener("click", () => setMode("explain"));
   $("explain-answer").addEventListener("click", onExplainClick);
   $("explain-heat").addEventListener("click", onExplainClick);
   $("colour-by").addEventListener("change", recolour);
+  $("palette").addEventListener("change", () => {
+    localStorage.setItem("tt_palette", $("palette").value);
+    recolour();
+    paintClaims();
+  });
   $("show-claims").addEventListener("change", toggleClaims);
   $("output").addEventListener("mouseover", onClaimHover);
   $("output").addEventListener("mouseleave", hideClaimTip);
   $("claims").addEventListener("mouseover", onClaimRowHover);
   $("claims").addEventListener("mouseleave", () => highlight([]));
   $("apikey").addEventListener("change", () => { rememberKey(); start2(); });
+  $("apikey").addEventListener("keydown", (e) => { if (e.key === "Enter") { rememberKey(); start2(); } });
   await start2();
 }
 async function start2() {
@@ -699,7 +974,7 @@ async function start2() {
     await loadInfo();
     setStatus("");
   } catch (err) {
-    setStatus(err.message, true);
+    setStatus(err.message, !(err instanceof KeyNeeded));
   }
   await loadRuns();
 }
