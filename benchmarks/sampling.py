@@ -5,7 +5,8 @@
 2. ROC-AUC: greedy answers to ``capitals`` questions judged by the dataset's rule (contains-match), every
    registered estimator at its defaults (sampling estimators share one ``Samples(n=10)`` per question), AUC of
    correct-vs-incorrect with NaN scores dropped (their share is reported as coverage).
-   Per-item results are appended to a JSONL file as they finish, so an interrupted run resumes where it stopped.
+   Per-item results are appended to a JSONL file as they finish, so an interrupted run resumes where it stopped;
+   rows recorded before an estimator was registered get only the new estimators on a rerun.
 
     .venv/bin/python benchmarks/sampling.py [--speed-questions 16] [--samples 10] [--limit 200]
         [--max-new-tokens 16] [--out benchmarks/results/sampling.jsonl] [--skip-speed] [--skip-auc]
@@ -64,9 +65,9 @@ def auc_run(backend, limit: int, n_samples: int, max_new_tokens: int, out: Path)
         for line in out.read_text().splitlines():
             row = json.loads(line)
             done[row["id"]] = row
-    todo = [it for it in data.items if it.id not in done]
+    todo = [it for it in data.items if it.id not in done or _missing(done[it.id], chosen)]
     with Progress() as progress, out.open("a") as sink:
-        task = progress.add_task("capitals", total=len(data.items), completed=len(done))
+        task = progress.add_task("capitals", total=len(data.items), completed=len(data.items) - len(todo))
         for start in range(0, len(todo), 16):
             batch = todo[start : start + 16]
             traces = backend.generate_many([it.prompt for it in batch], max_new_tokens=max_new_tokens)
@@ -74,7 +75,11 @@ def auc_run(backend, limit: int, n_samples: int, max_new_tokens: int, out: Path)
                 ctx = tt.Context(trace, backend, seed=0)
                 row = {"id": item.id, "answer": trace.text,
                        "correct": judge(data, trace.text, item.references).correct, "scores": {}, "seconds": {}}
-                for est in chosen:
+                if item.id in done:  # a row recorded before some estimators existed: add only those
+                    old = done[item.id]
+                    assert old["answer"] == trace.text, f"{item.id}: the greedy answer changed"
+                    row = {**old, "scores": dict(old["scores"]), "seconds": dict(old["seconds"])}
+                for est in (_missing(row, chosen) if item.id in done else chosen):
                     t0 = time.perf_counter()
                     try:
                         row["scores"][est.id] = ctx.get(est).values[0] if est.level.value == "sequence" else None
@@ -87,7 +92,17 @@ def auc_run(backend, limit: int, n_samples: int, max_new_tokens: int, out: Path)
                 sink.flush()
                 done[item.id] = row
                 progress.advance(task)
+    tmp = out.with_suffix(".tmp")  # one row per id again (completed rows were appended), replaced atomically
+    tmp.write_text("".join(json.dumps(done[k]) + "\n" for k in done), encoding="utf-8")
+    os.replace(tmp, out)
     return [done[it.id] for it in data.items if it.id in done]
+
+
+def _missing(row: dict, chosen: list) -> list:
+    """The answer-level estimators a recorded row has no value or error for (registered after it was written).
+    A rerun appends the completed row; reading keeps the last row of each id."""
+    return [e for e in chosen if e.level.value == "sequence" and e.id not in row["scores"]
+            and e.id not in row.get("errors", {})]
 
 
 def summarise(rows: list[dict]) -> list[dict]:

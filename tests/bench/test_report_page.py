@@ -14,12 +14,11 @@ from _bench_helpers import hand_run_folder
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import resample
 
+from _browser import chromium
 from tokentrust.bench.report import _auc_rows, _prr_rows, metric_intervals, run_warnings
 from tokentrust.bench.runner import REPORT_FILE, finalize
 from tokentrust.metrics import ece, prr, reliability_diagram, roc_auc
 from tokentrust.metrics.calibration import ECE_BINS
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _figures(page: str) -> list[dict]:
@@ -152,14 +151,10 @@ def test_small_and_one_class_runs_explain_their_dashes(tmp_path):
 
 
 def test_the_browser_unpacks_plotly_and_draws_every_figure(run30):
-    from playwright.sync_api import sync_playwright
-
     out, _, _ = run30
     page_text = (out / REPORT_FILE).read_text()
     n_figures = len(_figures(page_text))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -167,7 +162,6 @@ def test_the_browser_unpacks_plotly_and_draws_every_figure(run30):
         page.wait_for_function(f"document.querySelectorAll('div.tt-fig .main-svg').length >= {n_figures}",
                                timeout=30_000)
         texts = page.evaluate("[...document.querySelectorAll('div.tt-fig svg text')].map(t => t.textContent)")
-        browser.close()
     assert not errors, errors
     assert n_figures == 3
     for title in ("score (higher = more trusted)", "answers", "items in bin", "observed accuracy",

@@ -42,3 +42,10 @@ def test_selfcorrect_command(capsys):
     assert abs(result["metrics"]["identity_gap"]) < 1e-12
     code, _, err = run_cli(capsys, "selfcorrect", "--dataset", "arithmetic", "--samples", "0")
     assert code == 2 and "--samples" in err and len(err.strip().splitlines()) == 1
+    # the same loop through bench, with selfcorrect's defaults for what bench does not set (4 samples)
+    code, out, err = run_cli(capsys, "bench", "--dataset", "arithmetic", "--limit", "1", "-n", "8", "--self-correct",
+                             "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["items"]) == 1 and len(result["items"][0]["pairs"]) == 4
+    assert abs(result["metrics"]["identity_gap"]) < 1e-12

@@ -17,11 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
+from _browser import chromium
 from tokentrust.render.colors import confidence_rgb
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # Records when each coloured token and the action box appear, to prove tokens arrive one by one.
@@ -43,13 +41,8 @@ def _rgb(css: str) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian chromium missing: run `make browser`"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_ask_streams_coloured_tokens_with_alternatives(browser, server, backend):

@@ -109,6 +109,9 @@ def bench(
         "Reports Acc_t, Acc_f and situated faithfulness.")] = None,
     json: Arg[bool, typer.Option("--json", help="Print metrics.json instead of the table.")] = False,
     no_progress: Arg[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    self_correct: Arg[bool, typer.Option("--self-correct", help="Measure a reflect-and-revise loop instead: "
+                                         "Confidence Level and Critique Score (as tokentrust selfcorrect, with its "
+                                         "defaults for what is not given here).")] = False,
 ) -> None:
     """Run a benchmark: answer every question, score and judge each answer, measure each score.
 
@@ -119,7 +122,19 @@ def bench(
     (Ctrl-C) and run the same command again: finished items are kept and nothing is generated twice.
 
     Example: tokentrust bench --dataset capitals --limit 200
+
+    --self-correct: Acc_1, Acc_2, Confidence Level and Critique Score of one review-and-revise round.
+    Example: tokentrust bench --dataset arithmetic --limit 20 --self-correct
     """
+    if self_correct:
+        from ..errors import UserInputError
+        from .selfcorrect import selfcorrect
+
+        if dataset is None:
+            raise UserInputError("--self-correct needs --dataset (a dataset with a correctness rule)")
+        return selfcorrect(dataset=dataset, limit=20 if limit is None else limit,
+                           max_new_tokens=32 if max_new_tokens is None else max_new_tokens,
+                           seed=0 if seed is None else seed, model=model, json=json)
     from ..bench.runner import run
     from ..bench.spec import RunSpec, load_spec
     from ..errors import UserInputError
