@@ -103,7 +103,8 @@ def main() -> None:
     questions = [item.prompt for item in load_dataset("capitals", limit=args.clients).items]
     alone = {q: backend.generate(q, max_new_tokens=args.max_tokens).text for q in questions}
 
-    server, url = start_server(create_app(backend, limits=Limits(max_tokens=args.max_tokens)))
+    limits = Limits(max_tokens=args.max_tokens, default_max_tokens=args.max_tokens)
+    server, url = start_server(create_app(backend, limits=limits))
     asyncio.run(run_clients(url, questions[:2], args.max_tokens, concurrent=False))  # warm-up
     scheduler = scheduler_for(backend)
     print(f"clients {args.clients}, max_tokens {args.max_tokens}, scheduler max batch {scheduler.max_batch}, "

@@ -47,3 +47,18 @@ class RunningServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+async def stream_chat(client, question: str, max_tokens: int) -> tuple[str, str, dict | None]:
+    """Stream one chat answer from ``tokentrust serve`` with an ``openai.AsyncOpenAI`` client:
+    ``(question, streamed text, the final tokentrust extension)``."""
+    stream = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": question}], max_tokens=max_tokens, stream=True)
+    text, final = "", None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            ext = chunk.model_extra.get("tokentrust") or {}
+            if "decision" in ext:
+                final = ext
+    return question, text, final

@@ -95,6 +95,12 @@ def test_a_live_holder_in_another_process_is_named(tmp_path):
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunFolderBusyError, match=rf"{folder}.*pid {holder.pid}"):
             RunLock(folder).acquire()
+        # a cascade on that folder is refused before it loads a model (a missing one would be another error)
+        from tokentrust.decide.cascade import run_cascade
+
+        with pytest.raises(RunFolderBusyError, match=rf"pid {holder.pid}"):
+            run_cascade("capitals", str(folder / "no-such-model"), small=str(folder / "no-such-model"), limit=2,
+                        out=folder)
     finally:
         holder.communicate("\n", timeout=60)
     with RunLock(folder):  # free once the holder has exited

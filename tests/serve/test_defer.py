@@ -217,3 +217,25 @@ def test_serve_process_defers_and_serves_metrics_behind_the_key(llama_server, tm
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_page_says_whose_answer_a_deferred_reply_is(always, large_answer):
+    """The page colours the served model's answer (the one the scores describe) and says the reply is the
+    large model's, naming it and the rule's score against its threshold."""
+    from _browser import chromium
+
+    with chromium() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(always.url + "/")
+        page.wait_for_selector("#policy-score option", state="attached")
+        page.fill("#question", QUESTION)
+        page.fill("#max-tokens", str(TOKENS))
+        page.click("#go")
+        page.wait_for_selector("#action[data-action='defer']", timeout=120_000)
+        note = page.inner_text("#action .cascade")
+        phrase = page.inner_text("#action .phrase")
+    assert not errors, errors
+    assert note.startswith("deferred to openai:") and "chow_average" in note and "the coloured tokens" in note
+    assert phrase == large_answer.text.strip()  # the reply's phrase is the large model's answer

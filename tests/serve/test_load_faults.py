@@ -24,7 +24,7 @@ import openai
 import pytest
 
 from _llama import stop, wait_ready
-from _servers import RunningServer, free_port
+from _servers import RunningServer, free_port, stream_chat
 from tokentrust import Annotated
 from tokentrust.backends.openai import OpenAIBackend
 from tokentrust.backends.scheduler import scheduler_for
@@ -59,23 +59,12 @@ def _quiet(scheduler, timeout: float = 20) -> None:
 def test_32_concurrent_streaming_clients_get_no_errors_and_the_greedy_answers(server, backend):
     expected = {q: backend.generate(q, max_new_tokens=TOKENS) for q in QUESTIONS}
 
-    async def one(client: openai.AsyncOpenAI, question: str) -> tuple[str, str, dict | None]:
-        stream = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": question}], max_tokens=TOKENS, stream=True)
-        text, final = "", None
-        async for chunk in stream:
-            if chunk.choices:
-                text += chunk.choices[0].delta.content or ""
-                ext = chunk.model_extra.get("tokentrust") or {}
-                if "decision" in ext:
-                    final = ext
-        return question, text, final
-
     async def main() -> list:
         async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300,
                                       http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
                                       ) as client:
-            return await asyncio.gather(*(one(client, QUESTIONS[i % len(QUESTIONS)]) for i in range(CLIENTS)),
+            return await asyncio.gather(*(stream_chat(client, QUESTIONS[i % len(QUESTIONS)], TOKENS)
+                                          for i in range(CLIENTS)),
                                         return_exceptions=True)
 
     results = asyncio.run(main())

@@ -253,3 +253,22 @@ def test_notebook_fragment_popover_escapes_a_clipping_cell(browser, scripts):
         page.keyboard.press("Enter")
         assert tip.is_visible()
     ctx.close()
+
+
+def test_a_claim_filter_names_the_claims_it_removed(browser, backend):
+    """A policy whose claim filter keeps no claim (threshold 1): the page abstains and lists every claim."""
+    from tokentrust.decide import ClaimRule, Policy
+    from tokentrust.serve import create_app
+
+    rule = ClaimRule(score="claim_conditioned_probability", threshold=1.0, epsilon=0.2, n=10, kept_share=0.0,
+                     answers_all_true=1.0, run="hand-made", model=backend.model_id)
+    with RunningServer(create_app(backend, policy=Policy(claims=rule))) as srv:
+        page, errors = _open(browser, srv.url)
+        ext = _ask(page, "Tell me about Portugal in two sentences.", 40)
+        removed = page.inner_text("#action .removed-claims")
+    claims = ext["decision"]["claims"]
+    assert claims and not any(c["kept"] for c in claims) and ext["decision"]["action"] == "abstain"
+    assert removed.startswith(f"removed {len(claims)} of {len(claims)} claims: ")
+    assert all(c["text"] in removed for c in claims)
+    assert not errors
+    page.context.close()

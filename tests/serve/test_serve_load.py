@@ -14,7 +14,7 @@ import time
 import httpx
 import openai
 
-from _servers import RunningServer
+from _servers import RunningServer, stream_chat
 from tokentrust import Annotated
 from tokentrust.backends.scheduler import scheduler_for
 from tokentrust.serve import Limits, create_app
@@ -28,22 +28,11 @@ def test_eight_concurrent_streaming_clients_are_batched_and_equal_generate(serve
     scheduler = scheduler_for(backend)
     steps_before = scheduler.steps
 
-    async def one(client: openai.AsyncOpenAI, question: str) -> tuple[str, str, dict | None]:
-        stream = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": question}], max_tokens=8, stream=True)
-        text, final = "", None
-        async for chunk in stream:
-            if chunk.choices:
-                text += chunk.choices[0].delta.content or ""
-                ext = chunk.model_extra.get("tokentrust") or {}
-                if "decision" in ext:
-                    final = ext
-        return question, text, final
-
     async def main() -> list[tuple[str, str, dict | None]]:
         async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0,
                                       timeout=300) as client:
-            return await asyncio.gather(*(one(client, QUESTIONS[i % len(QUESTIONS)]) for i in range(CLIENTS)))
+            return await asyncio.gather(*(stream_chat(client, QUESTIONS[i % len(QUESTIONS)], 8)
+                                          for i in range(CLIENTS)))
 
     results = asyncio.run(main())
     assert len(results) == CLIENTS

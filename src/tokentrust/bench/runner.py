@@ -518,7 +518,9 @@ def finalize(out: str | Path) -> dict[str, Any]:
         claim_counts = claim_summary(items)
         items = claim_rows(items, {e["id"]: e["is_probability"] for e in meta["estimators"]})
     frame = results_frame(items, est_ids)
-    frame.to_parquet(out / RESULTS_FILE, index=False)
+    tmp = out / (RESULTS_FILE + ".tmp")  # replaced at once: a kill mid-write leaves the previous file
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(out / RESULTS_FILE)
 
     correct = frame["correct"].to_numpy(dtype=bool)
     quality = frame["quality"].to_numpy(dtype=float)

@@ -406,6 +406,8 @@ class CascadeRun:
 
 
 def _open(out: Path, identity: dict[str, Any]) -> None:
+    from ..bench.lock import LOCK_FILE
+
     path = out / SPEC
     identity = json.loads(json.dumps(identity))  # as it reads back
     if path.exists():
@@ -415,7 +417,7 @@ def _open(out: Path, identity: dict[str, Any]) -> None:
                              for k, v in identity.items() if old.get(k) != v)
             raise UserInputError(f"{out} holds a cascade run with other settings ({diff}); give another --out")
         return
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise UserInputError(f"{out} exists, is not empty and holds no {SPEC}; give another --out")
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(identity, indent=2), encoding="utf-8")
@@ -482,6 +484,7 @@ def run_cascade(
     running again resumes (finished items kept, cached answers not generated again).
     """
     from ..bench.datasets import load_dataset
+    from ..bench.lock import RunLock
     from ..bench.runner import _progress
     from ..bench.store import GenerationCache, ItemLog
     from ..capability import Capability
@@ -496,37 +499,38 @@ def run_cascade(
     ds = load_dataset(dataset, limit=limit, seed=seed)
     specs = {"small": small if isinstance(small, str) else small.model_id,
              "large": large if isinstance(large, str) else large.model_id}
-    sb = load(small) if isinstance(small, str) else small
-    lb = load(large) if isinstance(large, str) else large
-    if Capability.LOGPROBS not in sb.capabilities:
-        raise UserInputError(f"the small model {specs['small']} gives no token log-probs; "
-                             "the deferral rules need them")
     out = Path(out) if out else Path("runs") / f"cascade-{ds.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    _open(out, {**specs, "dataset": dataset, "limit": limit, "seed": seed, "generation": config.model_dump()})
-    log, failed = ItemLog(out / ITEMS), ItemLog(out / FAILURES)
-    done = log.done_ids()
-    pending = [it for it in ds.items if it.id not in done]
-    counts = {"cached": 0, "generated": 0}
-    step = batch_size or getattr(sb, "batch_size", None) or getattr(lb, "concurrency", None) or 16
-    n_done = len(done)
-    try:
-        with GenerationCache(cache) as gc, log, failed, _progress(progress) as bar:
-            task = bar.add_task(f"cascade · {ds.name}", total=len(ds.items), completed=len(done))
-            for start in range(0, len(pending), step):
-                batch = pending[start:start + step]
-                small_t = _answers("small", sb, batch, config, gc, failed, counts)
-                large_t = _answers("large", lb, batch, config, gc, failed, counts)
-                for item, st, lt in zip(batch, small_t, large_t, strict=True):
-                    if st is not None and lt is not None:
-                        log.append(_row(ds, item, st, lt))
-                        n_done += 1
-                    bar.advance(task)
-    except ServerError as exc:
-        raise ServerError(f"{exc}\n{n_done}/{len(ds.items)} items are saved in {out}; run the same command again "
-                          f"to resume (cached answers are not generated again)") from None
-    result, policy = finalize_cascade(out, parsed, c_small=c_small, c_large=c_large, measure=measure,
-                                      target_deferral=target_deferral, n_total=len(ds.items), seed=seed)
-    return CascadeRun(out, result, policy, len(ds.items), len(done), counts["cached"], counts["generated"])
+    with RunLock(out):  # a second writer is refused before either model loads
+        sb = load(small) if isinstance(small, str) else small
+        lb = load(large) if isinstance(large, str) else large
+        if Capability.LOGPROBS not in sb.capabilities:
+            raise UserInputError(f"the small model {specs['small']} gives no token log-probs; "
+                                 "the deferral rules need them")
+        _open(out, {**specs, "dataset": dataset, "limit": limit, "seed": seed, "generation": config.model_dump()})
+        log, failed = ItemLog(out / ITEMS), ItemLog(out / FAILURES)
+        done = log.done_ids()
+        pending = [it for it in ds.items if it.id not in done]
+        counts = {"cached": 0, "generated": 0}
+        step = batch_size or getattr(sb, "batch_size", None) or getattr(lb, "concurrency", None) or 16
+        n_done = len(done)
+        try:
+            with GenerationCache(cache) as gc, log, failed, _progress(progress) as bar:
+                task = bar.add_task(f"cascade · {ds.name}", total=len(ds.items), completed=len(done))
+                for start in range(0, len(pending), step):
+                    batch = pending[start:start + step]
+                    small_t = _answers("small", sb, batch, config, gc, failed, counts)
+                    large_t = _answers("large", lb, batch, config, gc, failed, counts)
+                    for item, st, lt in zip(batch, small_t, large_t, strict=True):
+                        if st is not None and lt is not None:
+                            log.append(_row(ds, item, st, lt))
+                            n_done += 1
+                        bar.advance(task)
+        except ServerError as exc:
+            raise ServerError(f"{exc}\n{n_done}/{len(ds.items)} items are saved in {out}; run the same command again "
+                              f"to resume (cached answers are not generated again)") from None
+        result, policy = finalize_cascade(out, parsed, c_small=c_small, c_large=c_large, measure=measure,
+                                          target_deferral=target_deferral, n_total=len(ds.items), seed=seed)
+        return CascadeRun(out, result, policy, len(ds.items), len(done), counts["cached"], counts["generated"])
 
 
 def finalize_cascade(out: str | Path, rule: DeferralRule | str, *, c_small: float = 1.0, c_large: float = 10.0,

@@ -485,6 +485,25 @@ function showDecision(a) {
     r.textContent = a.rationale;
     box.append(r);
   }
+  const c = a.cascade;
+  if (c && (c.deferred || c.note)) {  // serve --defer-to: say whose answer the reply is
+    const d = document.createElement("div");
+    d.className = "muted cascade";
+    d.textContent = c.deferred
+      ? "deferred to " + c.large + " (" + c.rule + " " + fmt(c.score, 3) + " below " + fmt(c.threshold, 3) +
+        "): the reply is its answer, shown above as the phrase; the coloured tokens are the served model's " +
+        "answer, which the scores describe"
+      : c.note;
+    box.append(d);
+  }
+  const removed = (a.claims || []).filter((k) => !k.kept);
+  if (removed.length) {  // a policy's claim filter cut these claims from the answer
+    const r = document.createElement("div");
+    r.className = "muted removed-claims";
+    r.textContent = "removed " + removed.length + " of " + a.claims.length + " claims: " +
+      removed.map((k) => k.text + " (" + fmt(k.value, 3) + ")").join(" | ");
+    box.append(r);
+  }
   if (a.guaranteed) {
     const g = document.createElement("div");
     g.className = "muted guarantee";
